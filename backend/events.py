@@ -1,0 +1,69 @@
+"""Sending `summary/requested` to the executor, and re-sending what failed.
+
+The job is committed before its event is sent. If the send fails the job
+stays queued with its event marked unsent, and the relay loop sends it
+again; the event id is the job id, so a repeated send never starts a second
+run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import inngest
+
+from backend.store import JobStore
+
+log = logging.getLogger("digest.backend.events")
+
+SUMMARY_REQUESTED = "summary/requested"
+
+
+class EventSender:
+    def __init__(
+        self,
+        client: inngest.Inngest,
+        store: JobStore,
+        *,
+        relay_every: float = 2.0,
+        relay_after: timedelta = timedelta(seconds=3),
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._relay_every = relay_every
+        self._relay_after = relay_after
+
+    async def send_job_event(self, job_id: str) -> bool:
+        event = inngest.Event(
+            name=SUMMARY_REQUESTED, id=job_id, data={"job_id": job_id}
+        )
+        try:
+            await self._client.send(event)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning("job %s: event not sent, will retry (%s)", job_id, reason)
+            await self._store.mark_event_unsent(job_id, reason)
+            return False
+        await self._store.mark_event_sent(job_id)
+        log.debug("job %s: event sent", job_id)
+        return True
+
+    async def relay_once(self) -> int:
+        """Send every event still unsent; return how many went out."""
+        sent = 0
+        for job_id in await self._store.jobs_with_unsent_event(self._relay_after):
+            if await self.send_job_event(job_id):
+                sent += 1
+        return sent
+
+    async def relay_forever(self) -> None:
+        while True:
+            try:
+                sent = await self.relay_once()
+                if sent:
+                    log.info("relay sent %d pending event(s)", sent)
+            except Exception:
+                log.exception("relay pass failed; trying again shortly")
+            await asyncio.sleep(self._relay_every)

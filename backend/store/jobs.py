@@ -1,0 +1,250 @@
+"""The job store: the one place that reads and writes summary jobs.
+
+Both the HTTP API and the step functions use this module; the functions
+never go through the API to reach a job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from ulid import ULID
+
+from backend.store.models import JobChunkRow, JobRow, JobStepRow
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+# Steps every job goes through besides one step per chunk; the total grows
+# once `split` knows how many chunks there are.
+FIXED_STEPS = ("load", "split", "combine", "save")
+
+
+class JobNotFound(LookupError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    step: str | None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    title: str | None
+    status: JobStatus
+    source_format: str
+    max_sentences: int
+    progress: Progress
+    summary: list[str] | None
+    error: str | None
+    event_sent: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes even for timezone-aware columns.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class JobStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        async with self._sessions() as session:
+            await session.execute(select(1))
+
+    # -- creating and reading ------------------------------------------------
+
+    async def create_job(
+        self, *, text: str, source_format: str, max_sentences: int, title: str | None
+    ) -> Job:
+        now = _now()
+        row = JobRow(
+            id=str(ULID()),
+            title=title,
+            status="queued",
+            source_text=text,
+            source_format=source_format,
+            max_sentences=max_sentences,
+            progress_total=len(FIXED_STEPS),
+            progress_step=None,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._sessions.begin() as session:
+            session.add(row)
+        return _to_job(row, done=0)
+
+    async def get_job(self, job_id: str) -> Job:
+        async with self._sessions() as session:
+            row = await session.get(JobRow, job_id)
+            if row is None:
+                raise JobNotFound(job_id)
+            return _to_job(row, done=await _steps_done(session, job_id))
+
+    async def get_source(self, job_id: str) -> tuple[str, str]:
+        """The document's text and its declared format."""
+        async with self._sessions() as session:
+            found = await session.execute(
+                select(JobRow.source_text, JobRow.source_format).where(
+                    JobRow.id == job_id
+                )
+            )
+            pair = found.one_or_none()
+            if pair is None:
+                raise JobNotFound(job_id)
+            return pair[0], pair[1]
+
+    # -- the event that starts the work --------------------------------------
+
+    async def mark_event_sent(self, job_id: str) -> None:
+        await self._update(job_id, event_sent_at=_now(), event_error=None)
+
+    async def mark_event_unsent(self, job_id: str, reason: str) -> None:
+        await self._update(job_id, event_error=reason)
+
+    async def jobs_with_unsent_event(self, older_than: timedelta) -> list[str]:
+        """Queued jobs whose event has not reached the executor yet."""
+        cutoff = _now() - older_than
+        async with self._sessions() as session:
+            found = await session.execute(
+                select(JobRow.id)
+                .where(JobRow.event_sent_at.is_(None))
+                .where(JobRow.status == "queued")
+                .where(JobRow.created_at <= cutoff)
+                .order_by(JobRow.created_at)
+                .limit(100)
+            )
+            return list(found.scalars())
+
+    # -- progress, written by the step functions -----------------------------
+
+    async def mark_running(self, job_id: str) -> None:
+        async with self._sessions.begin() as session:
+            await _require(session, job_id)
+            await session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == "queued")
+                .values(status="running", updated_at=_now())
+            )
+
+    async def finish_step(
+        self, job_id: str, step: str, *, total: int | None = None
+    ) -> None:
+        """Record that `step` finished; a repeat of the same step counts once."""
+        values: dict[str, Any] = {"progress_step": step, "updated_at": _now()}
+        if total is not None:
+            values["progress_total"] = total
+        try:
+            async with self._sessions.begin() as session:
+                await _require(session, job_id)
+                session.add(JobStepRow(job_id=job_id, step=step, finished_at=_now()))
+                await session.execute(
+                    update(JobRow).where(JobRow.id == job_id).values(**values)
+                )
+        except IntegrityError:
+            # The step ran again after its first answer was lost; it has
+            # already been counted.
+            return
+
+    async def save_chunks(
+        self, job_id: str, chunks: Sequence[list[dict[str, Any]]]
+    ) -> None:
+        async with self._sessions.begin() as session:
+            await _require(session, job_id)
+            await session.execute(delete(JobChunkRow).where(JobChunkRow.job_id == job_id))
+            session.add_all(
+                JobChunkRow(job_id=job_id, position=index, sentences=sentences)
+                for index, sentences in enumerate(chunks)
+            )
+
+    async def load_chunk(self, job_id: str, position: int) -> list[dict[str, Any]]:
+        async with self._sessions() as session:
+            row = await session.get(JobChunkRow, (job_id, position))
+            if row is None:
+                raise JobNotFound(f"{job_id}/chunk/{position}")
+            return list(row.sentences)
+
+    async def succeed(self, job_id: str, summary: list[str]) -> None:
+        async with self._sessions.begin() as session:
+            await _require(session, job_id)
+            await session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status.not_in(TERMINAL_STATUSES))
+                .values(status="succeeded", summary=summary, updated_at=_now())
+            )
+            # The chunks were only needed while the job ran.
+            await session.execute(delete(JobChunkRow).where(JobChunkRow.job_id == job_id))
+
+    async def fail(self, job_id: str, reason: str) -> None:
+        """Mark the job failed unless it already ended."""
+        async with self._sessions.begin() as session:
+            await _require(session, job_id)
+            await session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status.not_in(TERMINAL_STATUSES))
+                .values(status="failed", error=reason, updated_at=_now())
+            )
+
+    async def _update(self, job_id: str, **values: Any) -> None:
+        async with self._sessions.begin() as session:
+            await _require(session, job_id)
+            await session.execute(
+                update(JobRow).where(JobRow.id == job_id).values(**values)
+            )
+
+
+async def _require(session: AsyncSession, job_id: str) -> None:
+    found = await session.execute(select(JobRow.id).where(JobRow.id == job_id))
+    if found.scalar_one_or_none() is None:
+        raise JobNotFound(job_id)
+
+
+async def _steps_done(session: AsyncSession, job_id: str) -> int:
+    found = await session.execute(
+        select(func.count()).select_from(JobStepRow).where(JobStepRow.job_id == job_id)
+    )
+    return int(found.scalar_one())
+
+
+def _to_job(row: JobRow, *, done: int) -> Job:
+    return Job(
+        id=row.id,
+        title=row.title,
+        status=row.status,  # type: ignore[arg-type]
+        source_format=row.source_format,
+        max_sentences=row.max_sentences,
+        progress=Progress(done=done, total=row.progress_total, step=row.progress_step),
+        summary=list(row.summary) if row.summary is not None else None,
+        error=row.error,
+        event_sent=row.event_sent_at is not None,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )

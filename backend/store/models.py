@@ -1,0 +1,67 @@
+"""Tables of the job store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class JobRow(Base):
+    """One summary job: its input, where it stands, and its result."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    title: Mapped[str | None] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    source_text: Mapped[str] = mapped_column(Text)
+    source_format: Mapped[str] = mapped_column(String(16))
+    max_sentences: Mapped[int] = mapped_column(Integer)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    progress_step: Mapped[str | None] = mapped_column(String(100))
+    summary: Mapped[list[str] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    # When the `summary/requested` event reached the executor; NULL means it
+    # still has to be sent (the relay retries it).
+    event_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    event_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class JobStepRow(Base):
+    """A pipeline step that finished for a job; progress counts these rows.
+
+    Keyed by (job, step) so that a step re-run after a lost answer counts once.
+    """
+
+    __tablename__ = "job_steps"
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[str] = mapped_column(String(100), primary_key=True)
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class JobChunkRow(Base):
+    """The sentences of one chunk, written by `split`, read by its step.
+
+    Chunks live here rather than in step outputs so that the executor's
+    per-run state stays small however long the document is.
+    """
+
+    __tablename__ = "job_chunks"
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sentences: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

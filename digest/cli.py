@@ -1,0 +1,162 @@
+"""The `digest` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from digest import logs
+from digest.settings import get_settings
+
+app = typer.Typer(
+    help="Digest: summaries of documents as durable background jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The job store's database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+Host = Annotated[str, typer.Option("--host", help="Address to listen on.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs.")]
+
+
+@app.command()
+def demo(
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Document to summarise (default: a PEP in examples/)."),
+    ] = None,
+) -> None:
+    """Summarise FILE through the whole stack and print the summary."""
+    from digest.demo import DEFAULT_DOCUMENT, DemoFailed, run_demo
+    from digest.stack import StackError
+
+    console = Console()
+    document = file or DEFAULT_DOCUMENT
+    if not document.is_file():
+        console.print(f"[red]no such file: {document}[/red]")
+        raise typer.Exit(2)
+    try:
+        code = run_demo(get_settings(), document, console)
+    except (DemoFailed, StackError) as exc:
+        console.print(f"[red]demo failed:[/red] {exc}", highlight=False)
+        code = 1
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    verbose: Verbose = False,
+) -> None:
+    """Run the backend alone, as production does."""
+    logs.configure(verbose)
+    uvicorn.run(
+        "backend.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=verbose,
+    )
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="Backend port.")] = 8000,
+    executor_port: Annotated[int, typer.Option(help="Executor port.")] = 8288,
+    verbose: Verbose = False,
+) -> None:
+    """Run the executor and the backend together, for development."""
+    from digest import stack
+
+    logs.configure(verbose)
+    settings = get_settings()
+    backend_url = f"http://127.0.0.1:{port}/api/inngest"
+    executor = stack.start_executor(
+        settings.digest_home / "executor",
+        port=executor_port,
+        sdk_urls=[backend_url],
+        extra_args=["--retry-interval", "1"],
+        log_path=settings.digest_home / "executor.log",
+    )
+    typer.echo(f"executor on {executor.url} (log: {executor.log_path})")
+    try:
+        uvicorn.run(
+            "backend.app:create_app",
+            factory=True,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=verbose,
+        )
+    finally:
+        executor.stop()
+
+
+@app.command()
+def devserver(
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8288,
+    sdk_url: Annotated[
+        list[str] | None,
+        typer.Option("--sdk-url", "-u", help="App URL to sync at start (repeatable)."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="State folder (default: $DIGEST_HOME or ./var).")
+    ] = None,
+    retry_interval: Annotated[
+        float | None,
+        typer.Option(help="Fixed seconds between retries instead of the backoff table."),
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Run the embedded executor alone (speaks the Inngest SDK protocol)."""
+    from devserver.config import ExecutorConfig
+    from devserver.server import run
+
+    logs.configure(verbose)
+    home = data_dir or get_settings().digest_home
+    run(
+        ExecutorConfig(
+            host=host,
+            port=port,
+            data_dir=home,
+            sdk_urls=list(sdk_url or []),
+            retry_interval=retry_interval,
+        )
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the job store's migrations."""
+    from backend.store import create_engine, upgrade
+
+    settings = get_settings()
+
+    async def go() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+    typer.echo("database is at the latest revision")
+
+
+def main() -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""`digest demo`: one real document through the whole stack.
+
+client -> backend -> event -> executor -> step functions -> result, with
+every part a real process talking HTTP on loopback ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+from digest import stack
+from digest.settings import Settings
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DEFAULT_DOCUMENT = EXAMPLES / "pep-0257.rst"
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+class DemoFailed(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def running_stack(settings: Settings, console: Console) -> Iterator[str]:
+    """The backend's URL: one already running, or a stack started for us."""
+    if stack.answers(f"{settings.public_url}/readyz"):
+        console.print(f"using the backend already running at {settings.public_url}")
+        yield settings.public_url
+        return
+
+    with tempfile.TemporaryDirectory(prefix="digest-demo-") as folder:
+        home = Path(folder)
+        backend_port = stack.free_port()
+        backend_url = f"http://{stack.LOOPBACK}:{backend_port}"
+        executor = stack.start_executor(
+            home / "executor", sdk_urls=[f"{backend_url}/api/inngest"]
+        )
+        backend = None
+        try:
+            console.print(f"executor  {executor.url}  (pid {executor.pid})")
+            backend = stack.start_backend(
+                executor_url=executor.url,
+                database_url=f"sqlite+aiosqlite:///{home / 'digest.db'}",
+                log_path=home / "backend.log",
+                port=backend_port,
+            )
+            console.print(f"backend   {backend.url}  (pid {backend.pid})")
+            stack.sync_app(backend.url)
+            yield backend.url
+        except BaseException:
+            for service in (backend, executor):
+                if service is not None:
+                    console.print(f"[dim]--- {service.name} log ---[/dim]")
+                    console.print(service.log_tail(), markup=False, highlight=False)
+            raise
+        finally:
+            for service in (backend, executor):
+                if service is not None:
+                    service.stop()
+
+
+def summarise(
+    backend_url: str,
+    document: Path,
+    console: Console,
+    *,
+    max_sentences: int = 5,
+    timeout: float = 300.0,
+) -> dict[str, Any]:
+    text = document.read_text(encoding="utf-8")
+    with httpx.Client(base_url=backend_url, timeout=30) as http:
+        answer = http.post(
+            "/api/summaries",
+            json={"text": text, "title": document.name, "max_sentences": max_sentences},
+        )
+        if answer.status_code != 202:
+            raise DemoFailed(f"the backend refused the document: {answer.text}")
+        job_id = answer.json()["id"]
+        console.print(f"job       {job_id}  queued ({len(text)} characters)")
+        return _follow(http, job_id, console, timeout=timeout)
+
+
+def _follow(
+    http: httpx.Client, job_id: str, console: Console, *, timeout: float
+) -> dict[str, Any]:
+    columns = (
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TaskProgressColumn(),
+    )
+    deadline = time.monotonic() + timeout
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("queued", total=None)
+        while True:
+            job = http.get(f"/api/summaries/{job_id}").json()
+            progress = job["progress"]
+            step = progress["step"] or job["status"]
+            bar.update(
+                task,
+                description=f"{job['status']}: {step}",
+                completed=progress["done"],
+                total=progress["total"],
+            )
+            if job["status"] in TERMINAL:
+                return dict(job)
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"job {job_id} did not finish within {timeout:.0f}s")
+            time.sleep(0.1)
+
+
+def run_demo(settings: Settings, document: Path, console: Console) -> int:
+    with running_stack(settings, console) as backend_url:
+        job = summarise(backend_url, document, console)
+    if job["status"] != "succeeded":
+        console.print(f"[red]job {job['id']} {job['status']}:[/red] {job['error']}")
+        return 1
+    console.print()
+    console.print(f"[bold]Summary of {document.name}[/bold]")
+    for sentence in job["sentences"]:
+        console.print(f"  - {sentence}", highlight=False)
+    return 0

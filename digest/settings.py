@@ -1,0 +1,87 @@
+"""Digest's configuration: every setting in one class, read once.
+
+Precedence, highest first: the process environment, `.env.{APP_ENV}.local`
+(untracked, for secrets), `.env.{APP_ENV}` (tracked, no secrets), the
+defaults below. `APP_ENV` itself comes from the process environment only,
+since it decides which files are read.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+AppEnv = Literal["dev", "prod"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    app_env: AppEnv = "dev"
+
+    # `1`, or the URL of a dev server; truthy values put the SDK in dev mode.
+    inngest_dev: str | None = None
+    # Origin of the executor's event and REST APIs (dev server, tunnel URL or
+    # a self-hosted Inngest); unset in prod means Inngest Cloud.
+    inngest_base_url: str | None = None
+    inngest_event_key: SecretStr | None = None
+    inngest_signing_key: SecretStr | None = None
+    inngest_signing_key_fallback: SecretStr | None = None
+
+    database_url: str = "sqlite+aiosqlite:///var/digest.db"
+    # Where the backend is reachable; links in API answers are built on it.
+    public_url: str = "http://127.0.0.1:8000"
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    tunnel_provider: Literal["none", "ngrok", "lan"] = "none"
+
+    # Inngest app id shared by the backend and the functions service.
+    inngest_app_id: str = "digest"
+    # Largest accepted document, in bytes of UTF-8 text.
+    max_text_bytes: int = 2_000_000
+    # Characters of prose per summarize-chunk step.
+    chunk_chars: int = 6000
+    # Data folder for local state (the SQLite file, the executor's state).
+    digest_home: Path = Path("var")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def is_dev(self) -> bool:
+        return self.app_env == "dev"
+
+    @property
+    def executor_url(self) -> str:
+        """The executor's origin as the SDK will resolve it in dev mode."""
+        if self.inngest_base_url:
+            return self.inngest_base_url.rstrip("/")
+        dev = (self.inngest_dev or "").strip()
+        if "://" in dev:
+            return dev.rstrip("/")
+        return "http://127.0.0.1:8288"
+
+
+def env_files(app_env: str) -> tuple[str, ...]:
+    """The dotenv files for a profile, lowest precedence first."""
+    return (f".env.{app_env}", f".env.{app_env}.local")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings for the profile named by `APP_ENV` (default dev)."""
+    app_env = os.environ.get("APP_ENV", "dev").strip() or "dev"
+    return Settings(_env_file=env_files(app_env), **overrides)  # type: ignore[call-arg]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    return load_settings()

@@ -1,0 +1,195 @@
+"""Starting and stopping Digest's processes on local ports.
+
+Used by `digest demo` and `digest dev`, and by the test suite, so that all
+of them run the stack exactly the same way: real processes, real HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+LOOPBACK = "127.0.0.1"
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def answers(url: str, *, timeout: float = 1.0) -> bool:
+    """Whether `url` answers a GET with a 2xx."""
+    try:
+        return httpx.get(url, timeout=timeout).is_success
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass
+class Service:
+    """A child process serving HTTP on a loopback port."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_until_ready(self, path: str, *, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise StackError(
+                    f"{self.name} exited with code {self.process.returncode} "
+                    f"before it was ready:\n{self.log_tail()}"
+                )
+            if answers(self.url + path, timeout=0.5):
+                return
+            time.sleep(0.1)
+        raise StackError(
+            f"{self.name} did not answer {self.url}{path} within {timeout:.0f}s:\n"
+            f"{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within `timeout`."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.alive():
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def _spawn(
+    name: str,
+    args: list[str],
+    *,
+    url: str,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Service:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+    return Service(name=name, url=url, process=process, log_path=log_path, _log=log)
+
+
+def start_executor(
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    sdk_urls: list[str] | None = None,
+    extra_args: list[str] | None = None,
+    log_path: Path | None = None,
+) -> Service:
+    port = port or free_port()
+    args = ["-m", "devserver", "--host", LOOPBACK, "--port", str(port)]
+    args += ["--data-dir", str(data_dir)]
+    for url in sdk_urls or []:
+        args += ["--sdk-url", url]
+    args += extra_args or []
+    service = _spawn(
+        "executor",
+        args,
+        url=f"http://{LOOPBACK}:{port}",
+        log_path=log_path or data_dir / "executor.log",
+    )
+    service.wait_until_ready("/health")
+    return service
+
+
+def start_backend(
+    *,
+    executor_url: str,
+    database_url: str,
+    log_path: Path,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Service:
+    port = port or free_port()
+    url = f"http://{LOOPBACK}:{port}"
+    settings_env = {
+        "INNGEST_DEV": "1",
+        "INNGEST_BASE_URL": executor_url,
+        "DATABASE_URL": database_url,
+        "PUBLIC_URL": url,
+        **(env or {}),
+    }
+    args = ["-m", "digest.cli", "serve", "--host", LOOPBACK, "--port", str(port)]
+    service = _spawn("backend", args, url=url, log_path=log_path, env=settings_env)
+    service.wait_until_ready("/healthz")
+    return service
+
+
+def sync_app(backend_url: str, *, timeout: float = 30.0) -> None:
+    """Ask the backend's SDK to register its functions with its executor.
+
+    The PUT is what the official dev server sends too; the SDK answers with
+    the executor's reply to its registration, which says whether it worked.
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            answer = httpx.put(
+                f"{backend_url}/api/inngest",
+                headers={"x-inngest-server-kind": "dev"},
+                json={"url": f"{backend_url}/api/inngest"},
+                timeout=10,
+            )
+            body = answer.json() if answer.content else {}
+            if answer.is_success and isinstance(body, dict) and "error" not in body:
+                return
+            last = f"{answer.status_code} {body}"
+        time.sleep(0.2)
+    raise StackError(f"the app did not sync with its executor: {last}")

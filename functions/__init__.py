@@ -1,0 +1,1 @@
+"""Digest's Inngest client and step functions."""

@@ -1,0 +1,24 @@
+"""The Inngest client, configured from Digest's settings and nothing else."""
+
+from __future__ import annotations
+
+import logging
+
+import inngest
+
+from digest.settings import Settings
+
+
+def create_client(settings: Settings) -> inngest.Inngest:
+    secret = settings.inngest_signing_key
+    event_key = settings.inngest_event_key
+    base_url = settings.executor_url if settings.is_dev else settings.inngest_base_url
+    return inngest.Inngest(
+        app_id=settings.inngest_app_id,
+        is_production=not settings.is_dev,
+        api_base_url=base_url,
+        event_api_base_url=base_url,
+        event_key=event_key.get_secret_value() if event_key else None,
+        signing_key=secret.get_secret_value() if secret else None,
+        logger=logging.getLogger("digest.functions"),
+    )

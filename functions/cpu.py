@@ -1,0 +1,47 @@
+"""CPU-heavy work runs in worker processes, off the event loop.
+
+Ranking sentences of a large document takes seconds of pure computation; in
+the serving process that would stall the API and every other run. Worker
+processes are started with `spawn` because forking a process that already
+runs an event loop and threads copies their locks in whatever state they
+are in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_pool: ProcessPoolExecutor | None = None
+
+
+def _get_pool() -> ProcessPoolExecutor:
+    global _pool
+    if _pool is None:
+        workers = max(1, min(4, os.cpu_count() or 1))
+        _pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        )
+    return _pool
+
+
+async def run_cpu(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run `fn(*args)` in a worker process and wait for it without blocking."""
+    if kwargs:
+        raise TypeError("run_cpu passes positional arguments only")
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_get_pool(), fn, *args)
+
+
+def shutdown_pool() -> None:
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None

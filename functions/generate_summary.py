@@ -1,0 +1,164 @@
+"""`generate-summary`: a document becomes a summary in durable steps.
+
+load -> split -> summarize-chunk-0..N (in parallel) -> combine -> save
+
+Each step is retried on its own, and each finished step moves the job's
+progress. Step outputs stay small (the chunks themselves live in the job
+store), so the executor's per-run state does not grow with the document.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import inngest
+
+from backend.store import JobStore
+from backend.store.jobs import FIXED_STEPS
+from backend.store.shared import shared_store
+from digest.settings import Settings
+from functions import summarizer
+from functions.cpu import run_cpu
+from functions.faults import check_fault
+
+log = logging.getLogger("digest.functions.summary")
+
+SUMMARY_REQUESTED = "summary/requested"
+RETRIES = 3
+
+
+def _split_document(text: str, fmt: str, chunk_chars: int) -> list[list[dict[str, Any]]]:
+    paragraphs = summarizer.extract_prose(text, fmt)
+    sentences = summarizer.split_sentences(paragraphs)
+    return summarizer.chunk_sentences(sentences, max_chars=chunk_chars)
+
+
+def build_functions(
+    client: inngest.Inngest, settings: Settings
+) -> list[inngest.Function[Any]]:
+    """The step functions Digest serves, bound to `client` and `settings`."""
+
+    async def store() -> JobStore:
+        return await shared_store(settings.database_url, migrate=settings.is_dev)
+
+    async def mark_failed(ctx: inngest.Context) -> None:
+        original = ctx.event.data.get("event")
+        error = ctx.event.data.get("error")
+        job_id = _job_id_of(original)
+        if job_id is None:
+            log.error("failure event without a job id: %s", ctx.event.data)
+            return
+        reason = _reason(error)
+        await (await store()).fail(job_id, reason)
+        log.warning("job %s failed: %s", job_id, reason)
+
+    @client.create_function(
+        fn_id="generate-summary",
+        name="Generate summary",
+        trigger=inngest.TriggerEvent(event=SUMMARY_REQUESTED),
+        retries=RETRIES,
+        on_failure=mark_failed,
+    )
+    async def generate_summary(ctx: inngest.Context) -> dict[str, Any]:
+        job_id = _job_id_of(ctx.event.model_dump())
+        if job_id is None:
+            raise inngest.NonRetriableError(
+                "the event has no data.job_id; send summary/requested with "
+                '{"job_id": "<id>"}'
+            )
+        jobs = await store()
+
+        def step(name: str, body: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+            async def guarded() -> Any:
+                check_fault(name, ctx.attempt)
+                return await body()
+
+            return ctx.step.run(name, guarded)
+
+        async def load() -> dict[str, Any]:
+            await jobs.mark_running(job_id)
+            text, declared = await jobs.get_source(job_id)
+            fmt = declared if declared != "auto" else await run_cpu(
+                summarizer.detect_format, text
+            )
+            job = await jobs.get_job(job_id)
+            await jobs.finish_step(job_id, "load")
+            return {"format": fmt, "chars": len(text), "keep": job.max_sentences}
+
+        loaded = await step("load", load)
+
+        async def split() -> dict[str, Any]:
+            text, _ = await jobs.get_source(job_id)
+            chunks = await run_cpu(
+                _split_document, text, loaded["format"], settings.chunk_chars
+            )
+            sentences = sum(len(chunk) for chunk in chunks)
+            if sentences == 0:
+                raise inngest.NonRetriableError(
+                    "the document has no prose sentences to summarise "
+                    "(headings, code blocks, tables and directives are skipped)"
+                )
+            await jobs.save_chunks(job_id, chunks)
+            total = len(FIXED_STEPS) + len(chunks)
+            await jobs.finish_step(job_id, "split", total=total)
+            return {"chunks": len(chunks), "sentences": sentences}
+
+        parts = await step("split", split)
+        keep: int = loaded["keep"]
+
+        async def summarize_chunk(position: int) -> list[dict[str, Any]]:
+            chunk = await jobs.load_chunk(job_id, position)
+            best = await run_cpu(summarizer.rank_chunk, chunk, keep)
+            await jobs.finish_step(job_id, f"summarize-chunk-{position}")
+            return best
+
+        candidate_lists = await ctx.group.parallel(
+            tuple(
+                functools.partial(
+                    step,
+                    f"summarize-chunk-{position}",
+                    functools.partial(summarize_chunk, position),
+                )
+                for position in range(parts["chunks"])
+            )
+        )
+
+        async def combine() -> list[str]:
+            candidates = [item for found in candidate_lists for item in found]
+            chosen = await run_cpu(summarizer.combine, candidates, keep)
+            await jobs.finish_step(job_id, "combine")
+            return chosen
+
+        chosen: list[str] = await step("combine", combine)
+
+        async def save() -> None:
+            await jobs.finish_step(job_id, "save")
+            await jobs.succeed(job_id, chosen)
+
+        await step("save", save)
+        log.info("job %s succeeded with %d sentence(s)", job_id, len(chosen))
+        return {"job_id": job_id, "sentences": len(chosen)}
+
+    return [generate_summary]
+
+
+def _job_id_of(event: Any) -> str | None:
+    if not isinstance(event, dict):
+        return None
+    data = event.get("data")
+    job_id = data.get("job_id") if isinstance(data, dict) else None
+    return job_id if isinstance(job_id, str) and job_id else None
+
+
+def _reason(error: Any) -> str:
+    """A sentence a person can read from the SDK's error object."""
+    if not isinstance(error, dict):
+        return "the summary could not be generated (no error detail was given)"
+    name = str(error.get("name") or "Error")
+    message = str(error.get("message") or error.get("error") or "no message")
+    if name in {"NonRetriableError", "Error"}:
+        return message
+    return f"{name}: {message}"
