@@ -1,11 +1,11 @@
 """Errors the API answers with, and how each becomes a JSON body.
 
-    ApiError                     every answer is {"error": {"code", "message"}}
-     ├── InvalidJson              400 the body is not JSON
-     ├── UnsupportedMediaType     415 the body is not application/json
-     ├── PayloadTooLarge          413 the body or the text is over the limit
-     ├── InvalidRequest           422 a field is missing, unknown or out of range
-     └── NotFound                 404 no such job (or not yours)
+ApiError                     every answer is {"error": {"code", "message"}}
+ ├── InvalidJson              400 the body is not JSON
+ ├── UnsupportedMediaType     415 the body is not application/json
+ ├── PayloadTooLarge          413 the body or the text is over the limit
+ ├── InvalidRequest           422 a field is missing, unknown or out of range
+ └── NotFound                 404 no such job (or not yours)
 """
 
 from __future__ import annotations
@@ -82,7 +82,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(exc.body(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(
+        _request: Request, exc: RequestValidationError
+    ) -> JSONResponse:
         error = InvalidRequest(describe_validation_error(exc))
         return JSONResponse(error.body(), status_code=error.status)
 

@@ -114,7 +114,9 @@ def devserver(
     ] = None,
     retry_interval: Annotated[
         float | None,
-        typer.Option(help="Fixed seconds between retries instead of the backoff table."),
+        typer.Option(
+            help="Fixed seconds between retries instead of the backoff table."
+        ),
     ] = None,
     verbose: Verbose = False,
 ) -> None:

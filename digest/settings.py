@@ -75,10 +75,10 @@ def env_files(app_env: str) -> tuple[str, ...]:
     return (f".env.{app_env}", f".env.{app_env}.local")
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings() -> Settings:
     """Read the settings for the profile named by `APP_ENV` (default dev)."""
     app_env = os.environ.get("APP_ENV", "dev").strip() or "dev"
-    return Settings(_env_file=env_files(app_env), **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=env_files(app_env))  # type: ignore[call-arg]
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,7 +31,9 @@ SUMMARY_REQUESTED = "summary/requested"
 RETRIES = 3
 
 
-def _split_document(text: str, fmt: str, chunk_chars: int) -> list[list[dict[str, Any]]]:
+def _split_document(
+    text: str, fmt: str, chunk_chars: int
+) -> list[list[summarizer.SentenceItem]]:
     paragraphs = summarizer.extract_prose(text, fmt)
     sentences = summarizer.split_sentences(paragraphs)
     return summarizer.chunk_sentences(sentences, max_chars=chunk_chars)
@@ -73,16 +76,27 @@ def build_functions(
 
         def step(name: str, body: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
             async def guarded() -> Any:
+                started = time.perf_counter()
                 check_fault(name, ctx.attempt)
-                return await body()
+                result = await body()
+                log.info(
+                    "job %s step %s done in %.0f ms (attempt %d)",
+                    job_id,
+                    name,
+                    (time.perf_counter() - started) * 1000,
+                    ctx.attempt + 1,
+                )
+                return result
 
             return ctx.step.run(name, guarded)
 
         async def load() -> dict[str, Any]:
             await jobs.mark_running(job_id)
             text, declared = await jobs.get_source(job_id)
-            fmt = declared if declared != "auto" else await run_cpu(
-                summarizer.detect_format, text
+            fmt = (
+                declared
+                if declared != "auto"
+                else await run_cpu(summarizer.detect_format, text)
             )
             job = await jobs.get_job(job_id)
             await jobs.finish_step(job_id, "load")
@@ -109,8 +123,11 @@ def build_functions(
         parts = await step("split", split)
         keep: int = loaded["keep"]
 
-        async def summarize_chunk(position: int) -> list[dict[str, Any]]:
-            chunk = await jobs.load_chunk(job_id, position)
+        async def summarize_chunk(position: int) -> list[summarizer.Candidate]:
+            chunk = [
+                summarizer.SentenceItem(position=item["position"], text=item["text"])
+                for item in await jobs.load_chunk(job_id, position)
+            ]
             best = await run_cpu(summarizer.rank_chunk, chunk, keep)
             await jobs.finish_step(job_id, f"summarize-chunk-{position}")
             return best

@@ -41,7 +41,7 @@ def _store(request: Request) -> JobStore:
     "",
     status_code=202,
     response_model=Accepted,
-    responses=ERROR_RESPONSES,  # type: ignore[arg-type]
+    responses=ERROR_RESPONSES,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -88,7 +88,7 @@ async def create_summary(
     return Accepted(id=job.id, status="queued", links=links)
 
 
-@router.get("/{job_id}", response_model=SummaryOut, responses=ERROR_RESPONSES)  # type: ignore[arg-type]
+@router.get("/{job_id}", response_model=SummaryOut, responses=ERROR_RESPONSES)
 async def get_summary(request: Request, job_id: str) -> SummaryOut:
     """A job's status, progress and, once it has one, its summary or error."""
     try:

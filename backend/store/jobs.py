@@ -6,7 +6,7 @@ never go through the API to reach a job.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -175,13 +175,19 @@ class JobStore:
             return
 
     async def save_chunks(
-        self, job_id: str, chunks: Sequence[list[dict[str, Any]]]
+        self, job_id: str, chunks: Sequence[Sequence[Mapping[str, Any]]]
     ) -> None:
         async with self._sessions.begin() as session:
             await _require(session, job_id)
-            await session.execute(delete(JobChunkRow).where(JobChunkRow.job_id == job_id))
+            await session.execute(
+                delete(JobChunkRow).where(JobChunkRow.job_id == job_id)
+            )
             session.add_all(
-                JobChunkRow(job_id=job_id, position=index, sentences=sentences)
+                JobChunkRow(
+                    job_id=job_id,
+                    position=index,
+                    sentences=[dict(item) for item in sentences],
+                )
                 for index, sentences in enumerate(chunks)
             )
 
@@ -201,7 +207,9 @@ class JobStore:
                 .values(status="succeeded", summary=summary, updated_at=_now())
             )
             # The chunks were only needed while the job ran.
-            await session.execute(delete(JobChunkRow).where(JobChunkRow.job_id == job_id))
+            await session.execute(
+                delete(JobChunkRow).where(JobChunkRow.job_id == job_id)
+            )
 
     async def fail(self, job_id: str, reason: str) -> None:
         """Mark the job failed unless it already ended."""

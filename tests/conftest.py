@@ -1,0 +1,119 @@
+"""Fixtures that run Digest for real: processes, loopback HTTP, SQLite files."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from digest import stack
+
+CORPUS = Path(__file__).parent / "data" / "corpus"
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+@dataclass
+class Stack:
+    executor: stack.Service
+    backend: stack.Service
+    home: Path
+
+    @property
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.backend.url, timeout=30)
+
+    def submit(self, text: str, **fields: Any) -> str:
+        with self.api as http:
+            answer = http.post("/api/summaries", json={"text": text, **fields})
+        assert answer.status_code == 202, answer.text
+        job_id: str = answer.json()["id"]
+        return job_id
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        with self.api as http:
+            answer = http.get(f"/api/summaries/{job_id}")
+        assert answer.status_code == 200, answer.text
+        job: dict[str, Any] = answer.json()
+        return job
+
+    def wait(self, job_id: str, *, timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if job["status"] in TERMINAL:
+                return job
+            time.sleep(0.1)
+        raise AssertionError(
+            f"job {job_id} did not end within {timeout}s: {self.job(job_id)}\n"
+            f"--- backend ---\n{self.backend.log_tail()}\n"
+            f"--- executor ---\n{self.executor.log_tail()}"
+        )
+
+    def executor_get(self, path: str) -> Any:
+        answer = httpx.get(self.executor.url + path, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["data"]
+
+    def runs_of(self, job_id: str) -> list[dict[str, Any]]:
+        """The executor's runs for the job's event (the event id is the job id)."""
+        events = self.executor_get("/v1/events?limit=1000")
+        internal = [e["internal_id"] for e in events if e.get("id") == job_id]
+        runs: list[dict[str, Any]] = []
+        for event_id in internal:
+            runs += self.executor_get(f"/v1/events/{event_id}/runs")
+        return runs
+
+
+def start_stack(
+    home: Path,
+    *,
+    backend_env: dict[str, str] | None = None,
+    retry_interval: str = "0.2",
+) -> Stack:
+    backend_port = stack.free_port()
+    backend_url = f"http://{stack.LOOPBACK}:{backend_port}"
+    executor = stack.start_executor(
+        home / "executor",
+        sdk_urls=[f"{backend_url}/api/inngest"],
+        extra_args=["--retry-interval", retry_interval],
+    )
+    try:
+        backend = stack.start_backend(
+            executor_url=executor.url,
+            database_url=f"sqlite+aiosqlite:///{home / 'digest.db'}",
+            log_path=home / "backend.log",
+            port=backend_port,
+            env=backend_env,
+        )
+    except BaseException:
+        executor.stop()
+        raise
+    stack.sync_app(backend.url)
+    return Stack(executor=executor, backend=backend, home=home)
+
+
+@pytest.fixture(scope="module")
+def digest_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Executor and backend, shared by the tests of one module."""
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    yield running
+    running.backend.stop()
+    running.executor.stop()
+
+
+@pytest.fixture(scope="module")
+def lone_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Service]:
+    """A backend whose executor does not answer: events stay unsent."""
+    home = tmp_path_factory.mktemp("lone")
+    backend = stack.start_backend(
+        executor_url=f"http://{stack.LOOPBACK}:{stack.free_port()}",
+        database_url=f"sqlite+aiosqlite:///{home / 'digest.db'}",
+        log_path=home / "backend.log",
+    )
+    yield backend
+    backend.stop()

@@ -1,0 +1,150 @@
+"""Bad input gets a clear 4xx, stores nothing, and never a 500."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from digest import stack
+
+
+def _job_count(backend: stack.Service) -> int:
+    db = Path(str(backend.log_path).replace("backend.log", "digest.db"))
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("select count(*) from jobs").fetchone()[0])
+
+
+def _post(backend: stack.Service, **kwargs: object) -> httpx.Response:
+    return httpx.post(f"{backend.url}/api/summaries", timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+BAD_BODIES = [
+    pytest.param({"text": ""}, 422, "text", id="empty-text"),
+    pytest.param({"text": "   \n\t  "}, 422, "text", id="whitespace-text"),
+    pytest.param({}, 422, "text", id="missing-text"),
+    pytest.param({"text": 5}, 422, "text", id="text-not-string"),
+    pytest.param({"text": "A b c d.", "colour": "red"}, 422, "colour", id="unknown"),
+    pytest.param(
+        {"text": "A b c d.", "max_sentences": 0}, 422, "max_sentences", id="k0"
+    ),
+    pytest.param(
+        {"text": "A b c d.", "max_sentences": 51}, 422, "max_sentences", id="k51"
+    ),
+    pytest.param(
+        {"text": "A b c d.", "max_sentences": "5"}, 422, "max_sentences", id="kstr"
+    ),
+    pytest.param(
+        {"text": "A b c d.", "max_sentences": 2.5}, 422, "max_sentences", id="kfloat"
+    ),
+    pytest.param({"text": "A b c d.", "format": "pdf"}, 422, "format", id="format"),
+    pytest.param({"text": "A b c d.", "title": 7}, 422, "title", id="title-int"),
+    pytest.param(
+        {"text": "A b c d.", "title": "x" * 301}, 422, "title", id="title-long"
+    ),
+    pytest.param({"text": "nul \u0000 here"}, 422, "text", id="nul"),
+    pytest.param([{"text": "a list"}], 400, "object", id="list-body"),
+    pytest.param("just a string", 400, "object", id="string-body"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "names"), BAD_BODIES)
+def test_bad_body_is_refused_and_nothing_is_stored(
+    lone_backend: stack.Service, body: object, status: int, names: str
+) -> None:
+    before = _job_count(lone_backend)
+    answer = _post(lone_backend, json=body)
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert error["code"]
+    assert names in error["message"]
+    assert _job_count(lone_backend) == before
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"{not json", b"", b'{"text": "a"', b"[" * 100000, b"\xff\xfe{}"],
+    ids=["broken", "empty", "truncated", "deep", "not-utf8"],
+)
+def test_invalid_json_is_a_400(lone_backend: stack.Service, raw: bytes) -> None:
+    before = _job_count(lone_backend)
+    answer = _post(
+        lone_backend, content=raw, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_json"
+    assert _job_count(lone_backend) == before
+
+
+def test_lone_surrogate_is_refused(lone_backend: stack.Service) -> None:
+    answer = _post(
+        lone_backend,
+        content=b'{"text": "broken \\ud800 text"}',
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 422
+    assert "surrogate" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", ""]
+)
+def test_wrong_content_type_is_a_415(
+    lone_backend: stack.Service, content_type: str
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    answer = _post(lone_backend, content=b'{"text": "hello"}', headers=headers)
+    assert answer.status_code == 415
+    assert "application/json" in answer.json()["error"]["message"]
+
+
+def test_text_over_the_limit_is_a_413(lone_backend: stack.Service) -> None:
+    before = _job_count(lone_backend)
+    answer = _post(lone_backend, json={"text": "word " * 400_001})
+    assert answer.status_code == 413
+    error = answer.json()["error"]
+    assert error["code"] == "payload_too_large"
+    assert error["limit_bytes"] == 2_000_000
+    assert _job_count(lone_backend) == before
+
+
+def test_escaped_text_over_the_limit_is_a_413(lone_backend: stack.Service) -> None:
+    # 2,000,001 bytes of text, sent mostly as \u escapes: the body is large
+    # but allowed; the text itself is what is over the limit.
+    text = "é" * 1_000_001
+    answer = _post(
+        lone_backend,
+        content=('{"text": "' + "\\u00e9" * 1_000_001 + '"}').encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert len(text.encode()) > 2_000_000
+    assert answer.status_code == 413
+
+
+def test_unknown_job_is_a_404(lone_backend: stack.Service) -> None:
+    for job_id in ["01JZZZZZZZZZZZZZZZZZZZZZZZ", "nope", "x" * 500]:
+        answer = httpx.get(f"{lone_backend.url}/api/summaries/{job_id}", timeout=10)
+        assert answer.status_code == 404
+        assert answer.json()["error"]["code"] == "not_found"
+
+
+def test_unknown_route_and_method_answer_json(lone_backend: stack.Service) -> None:
+    answer = httpx.get(f"{lone_backend.url}/api/nothing", timeout=10)
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "not_found"
+    answer = httpx.delete(f"{lone_backend.url}/api/summaries", timeout=10)
+    assert answer.status_code == 405
+    assert answer.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_accepted_even_when_the_executor_is_down(lone_backend: stack.Service) -> None:
+    answer = _post(lone_backend, json={"text": "One short sentence to keep here."})
+    assert answer.status_code == 202
+    body = answer.json()
+    assert body["status"] == "queued"
+    assert answer.headers["location"] == body["links"]["self"]
+    job = httpx.get(lone_backend.url + body["links"]["self"], timeout=10).json()
+    assert job["status"] == "queued"
+    assert job["progress"] == {"done": 0, "total": 4, "step": None}

@@ -1,0 +1,97 @@
+"""The whole pipeline: real documents through backend, executor and steps."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import CORPUS, Stack
+
+
+def _normalised(text: str) -> str:
+    text = re.sub(r"[`*_\\]", "", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _steps_of(stack: Stack, job_id: str) -> list[dict[str, object]]:
+    runs = [r for r in stack.runs_of(job_id) if r["status"] == "Completed"]
+    assert len(runs) == 1, runs
+    steps: list[dict[str, object]] = stack.executor_get(
+        f"/v1/runs/{runs[0]['run_id']}/steps"
+    )
+    return steps
+
+
+@pytest.mark.parametrize("name", ["pep-0008.rst", "pep-0572.rst", "pep-0020.rst"])
+def test_real_document_is_summarised_from_its_own_sentences(
+    digest_stack: Stack, name: str
+) -> None:
+    text = (CORPUS / name).read_text(encoding="utf-8")
+    job_id = digest_stack.submit(text, title=name, max_sentences=4)
+    job = digest_stack.wait(job_id)
+
+    assert job["status"] == "succeeded", job
+    assert job["title"] == name
+    assert 1 <= len(job["sentences"]) <= 4
+    source = _normalised(text)
+    for sentence in job["sentences"]:
+        assert _normalised(sentence) in source, sentence
+    assert job["summary"] == " ".join(job["sentences"])
+    assert job["progress"]["done"] == job["progress"]["total"]
+    assert job["progress"]["step"] == "save"
+    assert job["error"] is None
+
+
+def test_chunks_are_separate_steps_in_the_run(digest_stack: Stack) -> None:
+    text = (CORPUS / "pep-0008.rst").read_text(encoding="utf-8")
+    job = digest_stack.wait(digest_stack.submit(text))
+    chunk_count = job["progress"]["total"] - 4
+    assert chunk_count >= 3
+
+    names = [str(step["name"]) for step in _steps_of(digest_stack, job["id"])]
+    chunk_steps = [n for n in names if n.startswith("summarize-chunk-")]
+    assert sorted(chunk_steps) == sorted(
+        f"summarize-chunk-{i}" for i in range(chunk_count)
+    )
+    for fixed in ("load", "split", "combine", "save"):
+        assert names.count(fixed) == 1, names
+    assert names.index("split") < min(names.index(n) for n in chunk_steps)
+
+
+def test_each_step_runs_once_and_logs_one_line(digest_stack: Stack) -> None:
+    text = (CORPUS / "pep-0257.rst").read_text(encoding="utf-8")
+    job = digest_stack.wait(digest_stack.submit(text))
+    log = Path(digest_stack.backend.log_path).read_text()
+    done = Counter(re.findall(rf"job {job['id']} step (\S+) done in", log))
+    assert set(done.values()) == {1}
+    assert len(done) == job["progress"]["total"]
+
+
+def test_document_without_prose_fails_with_a_reason(digest_stack: Stack) -> None:
+    code_only = "Heading\n=======\n\n::\n\n    x = 1\n    y = 2\n"
+    job = digest_stack.wait(digest_stack.submit(code_only, format="rst"))
+    assert job["status"] == "failed"
+    assert "no prose sentences" in job["error"]
+    assert job["summary"] is None
+
+
+def test_answer_comes_before_the_work(digest_stack: Stack) -> None:
+    text = (CORPUS / "pep-0492.rst").read_text(encoding="utf-8")
+    with httpx.Client(base_url=digest_stack.backend.url) as http:
+        answer = http.post("/api/summaries", json={"text": text})
+        assert answer.status_code == 202
+        body = answer.json()
+        assert body["status"] == "queued"
+        assert set(body["links"]) == {"self", "events"}
+        assert answer.headers["location"] == f"/api/summaries/{body['id']}"
+    assert digest_stack.wait(body["id"])["status"] == "succeeded"
+
+
+def test_ready_when_database_and_executor_answer(digest_stack: Stack) -> None:
+    answer = httpx.get(f"{digest_stack.backend.url}/readyz", timeout=10)
+    assert answer.status_code == 200
+    assert answer.json()["checks"] == {"database": "ok", "executor": "ok"}
