@@ -1,0 +1,106 @@
+"""The queue dispatcher: leases due items and runs them on a task pool."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from devserver import wire
+from devserver.caller import AppCaller
+from devserver.clock import now_ms
+from devserver.executor import Executor
+from devserver.store import QueueItem, Store
+
+logger = logging.getLogger("digest.devserver.worker")
+
+# Upper bound on how long the dispatcher sleeps without being woken, so a
+# clock jump or a missed wake-up costs at most this much delay.
+_MAX_IDLE_S = 1.0
+# When a work item crashes the executor itself, wait this long before
+# trying it again instead of spinning on it.
+_CRASH_DELAY_MS = 5_000
+
+
+class Dispatcher:
+    def __init__(
+        self, store: Store, executor: Executor, caller: AppCaller, workers: int
+    ) -> None:
+        self._store = store
+        self._executor = executor
+        self._caller = caller
+        self._workers = workers
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Runs with a discovery call in flight: a second discovery of the same
+        # run waits, so two calls never run one new step inline twice.
+        self._discovering: set[str] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        released = self._store.release_all()
+        if released:
+            logger.info("re-queued %d item(s) in flight at the last stop", released)
+        self._loop_task = asyncio.create_task(self._loop(), name="devserver-dispatch")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # Calls cut short are retried by the next process.
+        self._store.release_all()
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            now = now_ms()
+            free = self._workers - len(self._tasks)
+            if free > 0:
+                for item in self._store.lease_due(now, free, self._discovering):
+                    self._spawn(item)
+            due = self._store.next_due()
+            timeout = _MAX_IDLE_S
+            if due is not None and due > now:
+                timeout = min(timeout, (due - now) / 1000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _spawn(self, item: QueueItem) -> None:
+        if item.step_id == wire.DISCOVERY:
+            self._discovering.add(item.run_id)
+        task = asyncio.create_task(self._work(item))
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if item.step_id == wire.DISCOVERY:
+                self._discovering.discard(item.run_id)
+            self._wake.set()
+
+        task.add_done_callback(done)
+
+    async def _work(self, item: QueueItem) -> None:
+        try:
+            if item.kind == "sleep":
+                self._executor.fire_sleep(item)
+                return
+            plan = self._executor.begin_call(item)
+            if plan is None:
+                return
+            result = await self._caller.call(plan.url, plan.body, str(item.item_id))
+            self._executor.finish_call(item, plan, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception(
+                "internal error on run %s step %s; retrying the item later",
+                item.run_id,
+                item.step_id,
+            )
+            self._store.retry_item(
+                item.item_id, item.attempt, now_ms() + _CRASH_DELAY_MS
+            )
