@@ -100,10 +100,19 @@ def _follow(
     deadline = time.monotonic() + timeout
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("queued", total=None)
+        reported = 0
         while True:
             job = http.get(f"/api/summaries/{job_id}").json()
             progress = job["progress"]
             step = progress["step"] or job["status"]
+            if progress["done"] > reported:
+                # One line per change, so the steps show in a log as well as
+                # on a terminal; parallel steps may finish between two polls.
+                reported = progress["done"]
+                bar.console.print(
+                    f"  step {step:<22} done  ({reported}/{progress['total']})",
+                    highlight=False,
+                )
             bar.update(
                 task,
                 description=f"{job['status']}: {step}",
@@ -114,7 +123,7 @@ def _follow(
                 return dict(job)
             if time.monotonic() > deadline:
                 raise DemoFailed(f"job {job_id} did not finish within {timeout:.0f}s")
-            time.sleep(0.1)
+            time.sleep(0.05)
 
 
 def run_demo(settings: Settings, document: Path, console: Console) -> int:
