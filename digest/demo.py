@@ -38,34 +38,18 @@ def running_stack(settings: Settings, console: Console) -> Iterator[str]:
         return
 
     with tempfile.TemporaryDirectory(prefix="digest-demo-") as folder:
-        home = Path(folder)
-        backend_port = stack.free_port()
-        backend_url = f"http://{stack.LOOPBACK}:{backend_port}"
-        executor = stack.start_executor(
-            home / "executor", sdk_urls=[f"{backend_url}/api/inngest"]
-        )
-        backend = None
+        started = stack.start_local_stack(Path(folder))
+        console.print(f"executor  {started.executor.url}  (pid {started.executor.pid})")
+        console.print(f"backend   {started.backend.url}  (pid {started.backend.pid})")
         try:
-            console.print(f"executor  {executor.url}  (pid {executor.pid})")
-            backend = stack.start_backend(
-                executor_url=executor.url,
-                database_url=f"sqlite+aiosqlite:///{home / 'digest.db'}",
-                log_path=home / "backend.log",
-                port=backend_port,
-            )
-            console.print(f"backend   {backend.url}  (pid {backend.pid})")
-            stack.sync_app(backend.url)
-            yield backend.url
+            yield started.backend.url
         except BaseException:
-            for service in (backend, executor):
-                if service is not None:
-                    console.print(f"[dim]--- {service.name} log ---[/dim]")
-                    console.print(service.log_tail(), markup=False, highlight=False)
+            for service in (started.backend, started.executor):
+                console.print(f"[dim]--- {service.name} log ---[/dim]")
+                console.print(service.log_tail(), markup=False, highlight=False)
             raise
         finally:
-            for service in (backend, executor):
-                if service is not None:
-                    service.stop()
+            started.stop()
 
 
 def summarise(

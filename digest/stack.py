@@ -193,3 +193,52 @@ def sync_app(backend_url: str, *, timeout: float = 30.0) -> None:
             last = f"{answer.status_code} {body}"
         time.sleep(0.2)
     raise StackError(f"the app did not sync with its executor: {last}")
+
+
+@dataclass
+class LocalStack:
+    """An executor and a backend that know each other, on loopback ports."""
+
+    executor: Service
+    backend: Service
+
+    def stop(self) -> None:
+        self.backend.stop()
+        self.executor.stop()
+
+
+def start_local_stack(
+    home: Path,
+    *,
+    retry_interval: float | None = None,
+    backend_env: Mapping[str, str] | None = None,
+) -> LocalStack:
+    """Start both on free ports with their state under `home`, and sync them.
+
+    `retry_interval` replaces the executor's backoff table with a fixed
+    delay, which tests use to keep retries short.
+    """
+    backend_port = free_port()
+    backend_url = f"http://{LOOPBACK}:{backend_port}"
+    extra = [] if retry_interval is None else ["--retry-interval", str(retry_interval)]
+    executor = start_executor(
+        home / "executor", sdk_urls=[f"{backend_url}/api/inngest"], extra_args=extra
+    )
+    try:
+        backend = start_backend(
+            executor_url=executor.url,
+            database_url=f"sqlite+aiosqlite:///{home / 'digest.db'}",
+            log_path=home / "backend.log",
+            port=backend_port,
+            env=backend_env,
+        )
+    except BaseException:
+        executor.stop()
+        raise
+    try:
+        sync_app(backend.url)
+    except BaseException:
+        backend.stop()
+        executor.stop()
+        raise
+    return LocalStack(executor=executor, backend=backend)

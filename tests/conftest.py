@@ -73,28 +73,12 @@ def start_stack(
     home: Path,
     *,
     backend_env: dict[str, str] | None = None,
-    retry_interval: str = "0.2",
+    retry_interval: float = 0.2,
 ) -> Stack:
-    backend_port = stack.free_port()
-    backend_url = f"http://{stack.LOOPBACK}:{backend_port}"
-    executor = stack.start_executor(
-        home / "executor",
-        sdk_urls=[f"{backend_url}/api/inngest"],
-        extra_args=["--retry-interval", retry_interval],
+    started = stack.start_local_stack(
+        home, retry_interval=retry_interval, backend_env=backend_env
     )
-    try:
-        backend = stack.start_backend(
-            executor_url=executor.url,
-            database_url=f"sqlite+aiosqlite:///{home / 'digest.db'}",
-            log_path=home / "backend.log",
-            port=backend_port,
-            env=backend_env,
-        )
-    except BaseException:
-        executor.stop()
-        raise
-    stack.sync_app(backend.url)
-    return Stack(executor=executor, backend=backend, home=home)
+    return Stack(executor=started.executor, backend=started.backend, home=home)
 
 
 @pytest.fixture(scope="module")
