@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await relay
             shutdown_pool()
             await close_shared_stores()
+            log.info("backend stopped")
 
     app = FastAPI(
         title="Digest",

@@ -2,8 +2,9 @@
 
 The job is committed before its event is sent. If the send fails the job
 stays queued with its event marked unsent, and the relay loop sends it
-again; the event id is the job id, so a repeated send never starts a second
-run.
+again; so it does for a job still queued well after its event went out
+(an executor that had not synced the function yet drops the event). The
+event id is the job id, so a repeated send never starts a second run.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ class EventSender:
         store: JobStore,
         *,
         relay_every: float = 2.0,
-        relay_after: timedelta = timedelta(seconds=3),
+        unsent_for: timedelta = timedelta(seconds=3),
+        queued_for: timedelta = timedelta(seconds=10),
     ) -> None:
         self._client = client
         self._store = store
         self._relay_every = relay_every
-        self._relay_after = relay_after
+        self._unsent_for = unsent_for
+        self._queued_for = queued_for
 
     async def send_job_event(self, job_id: str) -> bool:
         event = inngest.Event(
@@ -51,9 +54,12 @@ class EventSender:
         return True
 
     async def relay_once(self) -> int:
-        """Send every event still unsent; return how many went out."""
+        """Send the events that must go (again); return how many went out."""
         sent = 0
-        for job_id in await self._store.jobs_with_unsent_event(self._relay_after):
+        due = await self._store.jobs_to_send(
+            unsent_for=self._unsent_for, queued_for=self._queued_for
+        )
+        for job_id in due:
             if await self.send_job_event(job_id):
                 sent += 1
         return sent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -88,10 +89,23 @@ def dev(
         log_path=settings.digest_home / "executor.log",
     )
     typer.echo(f"executor on {executor.url} (log: {executor.log_path})")
+    # uvicorn re-raises the signal that stopped it once it has shut down; a
+    # handler of ours (rather than the default, which ends the process on
+    # the spot) lets the `finally` below stop the executor too.
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    from backend.app import create_app
+
+    # The backend must send to the executor started here, whatever port it
+    # was given, and be reachable at the address the executor calls.
+    local = settings.model_copy(
+        update={
+            "inngest_base_url": executor.url,
+            "public_url": f"http://127.0.0.1:{port}",
+        }
+    )
     try:
         uvicorn.run(
-            "backend.app:create_app",
-            factory=True,
+            create_app(local),
             host="127.0.0.1",
             port=port,
             log_config=None,
@@ -99,6 +113,10 @@ def dev(
         )
     finally:
         executor.stop()
+
+
+def _exit_quietly(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 @app.command()

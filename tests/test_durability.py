@@ -131,3 +131,28 @@ def test_executor_killed_mid_run_resumes_without_rerunning_steps(
     finally:
         running.backend.stop()
         running.executor.stop()
+
+
+def test_event_that_arrived_before_the_sync_is_sent_again(tmp_path: Path) -> None:
+    executor = stack.start_executor(
+        tmp_path / "executor", extra_args=["--retry-interval", "0.2"]
+    )
+    backend = stack.start_backend(
+        executor_url=executor.url,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'digest.db'}",
+        log_path=tmp_path / "backend.log",
+    )
+    try:
+        running = Stack(executor=executor, backend=backend, home=tmp_path)
+        job_id = running.submit("Sent before the executor knew any function.")
+        time.sleep(1)
+        job = running.job(job_id)
+        assert job["status"] == "queued"
+        assert running.runs_of(job_id) == []
+
+        stack.sync_app(backend.url)
+        assert running.wait(job_id, timeout=60)["status"] == "succeeded"
+        assert len(running.runs_of(job_id)) == 1
+    finally:
+        backend.stop()
+        executor.stop()

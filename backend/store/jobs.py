@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ulid import ULID
@@ -130,15 +130,30 @@ class JobStore:
     async def mark_event_unsent(self, job_id: str, reason: str) -> None:
         await self._update(job_id, event_error=reason)
 
-    async def jobs_with_unsent_event(self, older_than: timedelta) -> list[str]:
-        """Queued jobs whose event has not reached the executor yet."""
-        cutoff = _now() - older_than
+    async def jobs_to_send(
+        self, *, unsent_for: timedelta, queued_for: timedelta
+    ) -> list[str]:
+        """Queued jobs whose event must be sent (again).
+
+        Those whose send failed (`unsent_for` after they were created), and
+        those still queued `queued_for` after their event went out: an event
+        that reached the executor before it knew the function starts no run.
+        Sending again is safe since the event id is the job id.
+        """
+        now = _now()
         async with self._sessions() as session:
             found = await session.execute(
                 select(JobRow.id)
-                .where(JobRow.event_sent_at.is_(None))
                 .where(JobRow.status == "queued")
-                .where(JobRow.created_at <= cutoff)
+                .where(
+                    or_(
+                        and_(
+                            JobRow.event_sent_at.is_(None),
+                            JobRow.created_at <= now - unsent_for,
+                        ),
+                        JobRow.event_sent_at <= now - queued_for,
+                    )
+                )
                 .order_by(JobRow.created_at)
                 .limit(100)
             )
