@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -95,3 +96,25 @@ def test_ready_when_database_and_executor_answer(digest_stack: Stack) -> None:
     answer = httpx.get(f"{digest_stack.backend.url}/readyz", timeout=10)
     assert answer.status_code == 200
     assert answer.json()["checks"] == {"database": "ok", "executor": "ok"}
+
+
+def test_large_document_does_not_hold_up_a_small_one(digest_stack: Stack) -> None:
+    corpus = "\n\n".join(p.read_text(encoding="utf-8") for p in CORPUS.glob("*.rst"))
+    large = (corpus * (2_000_000 // len(corpus) + 1))[:1_990_000]
+    large = large[: large.rfind("\n\n")]
+    large_id = digest_stack.submit(large, title="large")
+    # Once the large document is being split (seconds of CPU work in a
+    # worker process), a small job goes through from start to end.
+    deadline = time.monotonic() + 60
+    while digest_stack.job(large_id)["progress"]["done"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    small = digest_stack.wait(
+        digest_stack.submit((CORPUS / "pep-0020.rst").read_text(encoding="utf-8"))
+    )
+    assert small["status"] == "succeeded"
+    assert digest_stack.job(large_id)["status"] == "running"
+
+    large_job = digest_stack.wait(large_id, timeout=240)
+    assert large_job["status"] == "succeeded", large_job
+    assert large_job["progress"]["total"] > 100
