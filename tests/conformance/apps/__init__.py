@@ -1,0 +1,1 @@
+"""SDK apps served by the conformance suite, one per test module."""
