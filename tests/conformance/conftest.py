@@ -46,7 +46,8 @@ class Executor:
 
     def restart(self, *extra_args: str) -> None:
         """Start the embedded executor again on the same port and data."""
-        assert self.process is not None and self.data_dir is not None
+        assert self.process is not None
+        assert self.data_dir is not None
         self.process = start_executor(
             self.data_dir, port=self.process.port, extra_args=extra_args
         )

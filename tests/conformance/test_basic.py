@@ -25,5 +25,3 @@ def test_sequential_steps_run_once_each(app: App, key: Callable[[], str]) -> Non
     assert run["output"] == {"one": 1, "two": {"data": 2}}
     assert app.marks(k, "first") == ["ran"]
     assert app.marks(k, "second") == ["ran"]
-
-
