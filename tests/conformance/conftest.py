@@ -76,7 +76,8 @@ class App:
             timeout=30,
         )
         body = answer.json()
-        assert answer.status_code == 200 and "error" not in body, body
+        assert answer.status_code == 200, body
+        assert "error" not in body, body
 
     def send(self, name: str, data: dict[str, Any], **fields: Any) -> str:
         """Send one event; return the executor's internal id for it."""
