@@ -11,7 +11,7 @@ import inngest.fast_api
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from backend.api import health, summaries
+from backend.api import health, stream, summaries
 from backend.errors import install_error_handlers
 from backend.events import EventSender
 from backend.store.shared import close_shared_stores, shared_store
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Location"],
         )
     app.include_router(summaries.router)
+    app.include_router(stream.router)
     app.include_router(health.router)
     inngest.fast_api.serve(app, client, build_functions(client, settings))
     return app

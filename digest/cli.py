@@ -35,16 +35,17 @@ def demo(
     ] = None,
 ) -> None:
     """Summarise FILE through the whole stack and print the summary."""
-    from digest.demo import DEFAULT_DOCUMENT, DemoFailed, run_demo
+    from digest.demo import DEFAULT_DOCUMENT, DemoFailed, read_document, run_demo
     from digest.stack import StackError
 
     console = Console()
-    document = file or DEFAULT_DOCUMENT
-    if not document.is_file():
-        console.print(f"[red]no such file: {document}[/red]")
-        raise typer.Exit(2)
     try:
-        code = run_demo(get_settings(), document, console)
+        text = read_document(file or DEFAULT_DOCUMENT)
+    except DemoFailed as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        code = run_demo(get_settings(), file or DEFAULT_DOCUMENT, text, console)
     except (DemoFailed, StackError) as exc:
         console.print(f"[red]demo failed:[/red] {exc}", highlight=False)
         code = 1
@@ -81,13 +82,22 @@ def dev(
     logs.configure(verbose)
     settings = get_settings()
     backend_url = f"http://127.0.0.1:{port}/api/inngest"
-    executor = stack.start_executor(
-        settings.digest_home / "executor",
-        port=executor_port,
-        sdk_urls=[backend_url],
-        extra_args=["--retry-interval", "1"],
-        log_path=settings.digest_home / "executor.log",
-    )
+    try:
+        executor = stack.start_executor(
+            settings.digest_home / "executor",
+            port=executor_port,
+            sdk_urls=[backend_url],
+            extra_args=["--retry-interval", "1"],
+            log_path=settings.digest_home / "executor.log",
+        )
+    except stack.StackError as exc:
+        first = str(exc).splitlines()[0]
+        typer.echo(
+            f"the executor did not start ({first}); is port {executor_port} "
+            "taken? choose another with --executor-port",
+            err=True,
+        )
+        raise typer.Exit(1) from None
     typer.echo(f"executor on {executor.url} (log: {executor.log_path})")
     # uvicorn re-raises the signal that stopped it once it has shut down; a
     # handler of ours (rather than the default, which ends the process on

@@ -52,19 +52,36 @@ def running_stack(settings: Settings, console: Console) -> Iterator[str]:
             started.stop()
 
 
+def read_document(path: Path) -> str:
+    """The document's text, or DemoFailed saying why it cannot be used."""
+    if not path.is_file():
+        raise DemoFailed(f"no such file: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DemoFailed(
+            f"{path} is not UTF-8 text; give a plain text, Markdown or reST file"
+        ) from None
+    except OSError as exc:
+        raise DemoFailed(f"cannot read {path}: {exc.strerror}") from None
+    if not any(char.isalnum() for char in text):
+        raise DemoFailed(f"{path} has no words to summarise")
+    return text
+
+
 def summarise(
     backend_url: str,
-    document: Path,
+    title: str,
+    text: str,
     console: Console,
     *,
     max_sentences: int = 5,
     timeout: float = 300.0,
 ) -> dict[str, Any]:
-    text = document.read_text(encoding="utf-8")
     with httpx.Client(base_url=backend_url, timeout=30) as http:
         answer = http.post(
             "/api/summaries",
-            json={"text": text, "title": document.name, "max_sentences": max_sentences},
+            json={"text": text, "title": title, "max_sentences": max_sentences},
         )
         if answer.status_code != 202:
             raise DemoFailed(f"the backend refused the document: {answer.text}")
@@ -110,9 +127,9 @@ def _follow(
             time.sleep(0.05)
 
 
-def run_demo(settings: Settings, document: Path, console: Console) -> int:
+def run_demo(settings: Settings, document: Path, text: str, console: Console) -> int:
     with running_stack(settings, console) as backend_url:
-        job = summarise(backend_url, document, console)
+        job = summarise(backend_url, document.name, text, console)
     if job["status"] != "succeeded":
         console.print(f"[red]job {job['id']} {job['status']}:[/red] {job['error']}")
         return 1

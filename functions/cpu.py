@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -22,12 +24,30 @@ T = TypeVar("T")
 _pool: ProcessPoolExecutor | None = None
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initialiser: end this worker when the serving process is gone.
+
+    A pool's workers outlive a parent killed with SIGKILL (they wait on a
+    queue nobody will write to), so each one watches its parent's pid.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _get_pool() -> ProcessPoolExecutor:
     global _pool
     if _pool is None:
         workers = max(1, min(4, os.cpu_count() or 1))
         _pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
         )
     return _pool
 
@@ -41,7 +61,8 @@ async def run_cpu(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 
 
 def shutdown_pool() -> None:
+    """Stop the workers; work not started is dropped, its step is retried."""
     global _pool
     if _pool is not None:
-        _pool.shutdown(wait=False, cancel_futures=True)
+        _pool.shutdown(wait=True, cancel_futures=True)
         _pool = None

@@ -112,8 +112,9 @@ def build_functions(
             sentences = sum(len(chunk) for chunk in chunks)
             if sentences == 0:
                 raise inngest.NonRetriableError(
-                    "the document has no prose sentences to summarise "
-                    "(headings, code blocks, tables and directives are skipped)"
+                    "the document has no prose to summarise: headings, code "
+                    "blocks, tables and directives are skipped, and nothing "
+                    "else was left"
                 )
             await jobs.save_chunks(job_id, chunks)
             total = len(FIXED_STEPS) + len(chunks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,15 @@ import pytest
 from digest import stack
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
+
+
+def normalised(text: str) -> str:
+    """Text without inline-markup characters and with single spaces, so that
+    a summary sentence can be found in the document it came from."""
+    text = re.sub(r"[`*_\\]", "", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 

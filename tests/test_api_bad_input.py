@@ -45,8 +45,11 @@ BAD_BODIES = [
         {"text": "A b c d.", "title": "x" * 301}, 422, "title", id="title-long"
     ),
     pytest.param({"text": "nul \u0000 here"}, 422, "text", id="nul"),
+    pytest.param({"text": "\u200b\u200b"}, 422, "text", id="zero-width-only"),
+    pytest.param({"text": "... !!! ---"}, 422, "text", id="punctuation-only"),
     pytest.param([{"text": "a list"}], 400, "object", id="list-body"),
-    pytest.param("just a string", 400, "object", id="string-body"),
+    pytest.param("just a string", 400, "not a string", id="string-body"),
+    pytest.param(None, 400, "not null", id="null-body"),
 ]
 
 
@@ -55,7 +58,12 @@ def test_bad_body_is_refused_and_nothing_is_stored(
     lone_backend: stack.Service, body: object, status: int, names: str
 ) -> None:
     before = _job_count(lone_backend)
-    answer = _post(lone_backend, json=body)
+    if body is None:
+        answer = _post(
+            lone_backend, content=b"null", headers={"content-type": "application/json"}
+        )
+    else:
+        answer = _post(lone_backend, json=body)
     assert answer.status_code == status, answer.text
     error = answer.json()["error"]
     assert error["code"]
@@ -86,6 +94,21 @@ def test_lone_surrogate_is_refused(lone_backend: stack.Service) -> None:
     )
     assert answer.status_code == 422
     assert "surrogate" in answer.json()["error"]["message"]
+
+
+def test_content_type_is_case_insensitive(lone_backend: stack.Service) -> None:
+    answer = _post(
+        lone_backend,
+        content=b'{"text": "Media types ignore case in their names."}',
+        headers={"content-type": "Application/JSON; charset=UTF-8"},
+    )
+    assert answer.status_code == 202
+
+
+def test_job_ids_ignore_case(lone_backend: stack.Service) -> None:
+    job_id = _post(lone_backend, json={"text": "Ids are case blind."}).json()["id"]
+    answer = httpx.get(f"{lone_backend.url}/api/summaries/{job_id.lower()}")
+    assert answer.json()["id"] == job_id
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections import Counter
@@ -10,12 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import CORPUS, Stack
-
-
-def _normalised(text: str) -> str:
-    text = re.sub(r"[`*_\\]", "", text)
-    return re.sub(r"\s+", " ", text).strip()
+from tests.conftest import CORPUS, Stack, normalised
 
 
 def _steps_of(stack: Stack, job_id: str) -> list[dict[str, object]]:
@@ -38,9 +34,9 @@ def test_real_document_is_summarised_from_its_own_sentences(
     assert job["status"] == "succeeded", job
     assert job["title"] == name
     assert 1 <= len(job["sentences"]) <= 4
-    source = _normalised(text)
+    source = normalised(text)
     for sentence in job["sentences"]:
-        assert _normalised(sentence) in source, sentence
+        assert normalised(sentence) in source, sentence
     assert job["summary"] == " ".join(job["sentences"])
     assert job["progress"]["done"] == job["progress"]["total"]
     assert job["progress"]["step"] == "save"
@@ -76,7 +72,7 @@ def test_document_without_prose_fails_with_a_reason(digest_stack: Stack) -> None
     code_only = "Heading\n=======\n\n::\n\n    x = 1\n    y = 2\n"
     job = digest_stack.wait(digest_stack.submit(code_only, format="rst"))
     assert job["status"] == "failed"
-    assert "no prose sentences" in job["error"]
+    assert "no prose to summarise" in job["error"]
     assert job["summary"] is None
 
 
@@ -118,3 +114,52 @@ def test_large_document_does_not_hold_up_a_small_one(digest_stack: Stack) -> Non
     large_job = digest_stack.wait(large_id, timeout=240)
     assert large_job["status"] == "succeeded", large_job
     assert large_job["progress"]["total"] > 100
+
+
+def _read_events(url: str) -> list[tuple[str, int, dict[str, object]]]:
+    """(event, id, data) for every event until the server ends the stream."""
+    events = []
+    kind, ident = "message", -1
+    with httpx.stream("GET", url, timeout=60) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        for line in answer.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("id:"):
+                ident = int(line.split(":", 1)[1])
+            elif line.startswith("data:"):
+                events.append((kind, ident, json.loads(line.split(":", 1)[1])))
+    return events
+
+
+def test_events_stream_follows_the_job_to_its_end(digest_stack: Stack) -> None:
+    text = (CORPUS / "pep-0492.rst").read_text(encoding="utf-8")
+    job_id = digest_stack.submit(text)
+    events = _read_events(f"{digest_stack.backend.url}/api/summaries/{job_id}/events")
+
+    kinds = [kind for kind, _, _ in events]
+    assert kinds[0] == "status"
+    assert kinds[-1] == "completed"
+    assert set(kinds) <= {"status", "progress", "completed"}
+    ids = [ident for _, ident, _ in events]
+    assert ids == sorted(ids)
+    final = events[-1][2]
+    assert final["status"] == "succeeded"
+    assert final["sentences"]
+
+
+def test_events_of_a_finished_job_are_its_state_then_the_end(
+    digest_stack: Stack,
+) -> None:
+    job = digest_stack.wait(digest_stack.submit("A finished job has one more event."))
+    url = f"{digest_stack.backend.url}/api/summaries/{job['id']}/events"
+    events = _read_events(url)
+    assert [kind for kind, _, _ in events] == ["status", "completed"]
+
+
+def test_events_of_an_unknown_job_is_a_404(digest_stack: Stack) -> None:
+    url = f"{digest_stack.backend.url}/api/summaries/01JZZZZZZZZZZZZZZZZZZZZZZZ/events"
+    answer = httpx.get(url, timeout=10)
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "not_found"

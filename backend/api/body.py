@@ -22,10 +22,11 @@ ENVELOPE_BYTES = 64 * 1024
 
 async def read_json_object(request: Request, *, max_text_bytes: int) -> dict[str, Any]:
     media_type = request.headers.get("content-type", "").split(";")[0].strip()
-    if media_type != "application/json":
+    if media_type.lower() != "application/json":
+        given = f"'{media_type}'" if media_type else "no Content-Type header"
         raise UnsupportedMediaType(
-            f"send the document as JSON with 'Content-Type: application/json', "
-            f"not {media_type or 'no content type'}"
+            "send the document as JSON with 'Content-Type: application/json' "
+            f"(the request had {given})"
         )
 
     cap = max_text_bytes * ESCAPE_ALLOWANCE + ENVELOPE_BYTES
@@ -48,9 +49,21 @@ async def read_json_object(request: Request, *, max_text_bytes: int) -> dict[str
     if not isinstance(value, dict):
         raise InvalidJson(
             'the body must be a JSON object such as {"text": "..."}, '
-            f"not a {type(value).__name__}"
+            f"not {_json_kind(value)}"
         )
     return value
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array"
 
 
 def _too_large(max_text_bytes: int) -> PayloadTooLarge:

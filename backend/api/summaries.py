@@ -68,8 +68,11 @@ async def create_summary(
     check_text("text", ask.text, max_bytes=settings.max_text_bytes)
     if ask.title is not None:
         check_text("title", ask.title, max_bytes=1200)
-    if not ask.text.strip():
-        raise InvalidRequest("'text' is empty; send the document to summarise")
+    if not any(char.isalnum() for char in ask.text):
+        raise InvalidRequest(
+            "'text' has no words (it is empty, blank or only punctuation); "
+            "send the document to summarise"
+        )
 
     job = await _store(request).create_job(
         text=ask.text,
@@ -92,7 +95,7 @@ async def create_summary(
 async def get_summary(request: Request, job_id: str) -> SummaryOut:
     """A job's status, progress and, once it has one, its summary or error."""
     try:
-        job = await _store(request).get_job(job_id)
+        job = await _store(request).get_job(job_id.upper())
     except JobNotFound:
         raise NotFound(f"no summary job with id '{job_id}'") from None
     return SummaryOut.from_job(job)

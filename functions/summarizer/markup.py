@@ -69,7 +69,19 @@ _UNDERLINE = re.compile(r"^[ \t]*([=\-~^*#+])\1{2,}[ \t]*$")
 # A row of a drawn table ("| a | b |", "+---+---+") or of an aligned column
 # layout: two or more gaps of three spaces between cells.
 _TABLE_ROW = re.compile(r"^[ \t]*[|+].*[|+][ \t]*$|\S {3,}\S.* {3,}\S")
-_SENTENCE_END = re.compile(r"[.!?:;,\"')\]]$")
+# Closing marks of Latin and CJK scripts, and closing quotes.
+_SENTENCE_END = re.compile(r"[.!?:;,\"')\]\u3002\uff01\uff1f\u201d\u2019\u00bb]$")
+
+
+# Words in the longest line still taken for a heading in plain text.
+_HEADING_MAX_WORDS = 8
+
+
+def _looks_like_heading(line: str) -> bool:
+    stripped = line.strip()
+    if _SENTENCE_END.search(stripped):
+        return False
+    return len(stripped.split()) <= _HEADING_MAX_WORDS
 
 
 def _text_paragraphs(text: str) -> list[str]:
@@ -78,8 +90,9 @@ def _text_paragraphs(text: str) -> list[str]:
     in_fence = False
 
     def flush() -> None:
-        # A lone short line without closing punctuation is a heading.
-        if len(lines) == 1 and not _SENTENCE_END.search(lines[0]):
+        # A lone short line without closing punctuation is a heading; a long
+        # one is a paragraph that happens to be written on one line.
+        if len(lines) == 1 and _looks_like_heading(lines[0]):
             lines.clear()
         plain = collapse_whitespace(" ".join(lines))
         if plain:

@@ -59,15 +59,18 @@ def split_sentences(paragraphs: list[str]) -> list[str]:
     # A Segmenter keeps the text it last saw on itself, so each call builds
     # its own instead of sharing a module-level one between callers.
     segmenter = pysbd.Segmenter(language="en", clean=False)
-    sentences: list[str] = []
+    candidates: list[str] = []
     for paragraph in paragraphs:
         for piece in _pieces(collapse_whitespace(paragraph)):
             if _INNER_TERMINATOR.search(piece):
                 found: list[str] = segmenter.segment(piece)
             else:
                 found = [piece]
-            for raw in found:
-                sentence = collapse_whitespace(raw)
-                if _is_sentence(sentence):
-                    sentences.append(sentence)
-    return sentences
+            candidates += [collapse_whitespace(raw) for raw in found]
+    sentences = [sentence for sentence in candidates if _is_sentence(sentence)]
+    if sentences:
+        return sentences
+    # A short note or a text in a script written without spaces between
+    # words has no sentence that passes the rule above; rather than refuse
+    # it, keep every piece that holds a letter.
+    return [sentence for sentence in candidates if _LETTER.search(sentence)]
