@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -163,3 +164,10 @@ def test_events_of_an_unknown_job_is_a_404(digest_stack: Stack) -> None:
     answer = httpx.get(url, timeout=10)
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "not_found"
+
+
+def test_job_store_is_sqlite_in_wal_mode(digest_stack: Stack) -> None:
+    with sqlite3.connect(digest_stack.home / "digest.db") as conn:
+        assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+        tables = {row[0] for row in conn.execute("select name from sqlite_master")}
+    assert {"jobs", "job_steps", "job_chunks", "alembic_version"} <= tables
