@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from devserver.config import ExecutorConfig
 from devserver.server import run
+from devserver.signing import keys_for
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[ExecutorConfig, bool]:
@@ -33,8 +35,52 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExecutorConfig, bool]:
         help="fixed seconds between attempts (default: official backoff)",
     )
     parser.add_argument("--poll-interval", type=float, default=defaults.poll_interval)
+    parser.add_argument(
+        "--call-timeout",
+        type=float,
+        default=defaults.call_timeout,
+        help="seconds one call to an app may take before it counts as failed",
+    )
+    parser.add_argument(
+        "--slow-call-warning",
+        type=float,
+        default=defaults.slow_call_warning,
+        help="log a call still running after this many seconds",
+    )
+    parser.add_argument(
+        "--cron-tick",
+        type=float,
+        default=None,
+        help="testing: real seconds one cron minute lasts (default: real time)",
+    )
+    parser.add_argument(
+        "--signing-key",
+        default=_env("INNGEST_SIGNING_KEY"),
+        help="cloud mode: sign calls, check answers and bearers "
+        "(default $INNGEST_SIGNING_KEY, which keeps the key out of `ps`)",
+    )
+    parser.add_argument(
+        "--signing-key-fallback",
+        default=_env("INNGEST_SIGNING_KEY_FALLBACK"),
+        help="previous signing key, also accepted during a rotation "
+        "(default $INNGEST_SIGNING_KEY_FALLBACK)",
+    )
+    parser.add_argument(
+        "--event-key",
+        action="append",
+        default=None,
+        help="cloud mode: event key accepted on /e/{key}, repeatable "
+        "(default $INNGEST_EVENT_KEY)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
     args = parser.parse_args(argv)
+    if args.signing_key_fallback and not args.signing_key:
+        parser.error("--signing-key-fallback needs --signing-key")
+    try:
+        keys_for(args.signing_key, args.signing_key_fallback)
+    except ValueError as exc:
+        parser.error(str(exc))
+    event_key = _env("INNGEST_EVENT_KEY")
     return ExecutorConfig(
         host=args.host,
         port=args.port,
@@ -42,7 +88,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExecutorConfig, bool]:
         sdk_urls=args.sdk_url,
         retry_interval=args.retry_interval,
         poll_interval=args.poll_interval,
+        call_timeout=args.call_timeout,
+        slow_call_warning=args.slow_call_warning,
+        cron_tick=args.cron_tick,
+        signing_key=args.signing_key,
+        signing_key_fallback=args.signing_key_fallback,
+        event_keys=args.event_key or ([event_key] if event_key else []),
     ), args.verbose
+
+
+def _env(name: str) -> str | None:
+    # An empty variable counts as unset, as the SDK treats it.
+    return os.environ.get(name) or None
 
 
 def main(argv: list[str] | None = None) -> None:

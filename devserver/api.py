@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from devserver import events as ev
-from devserver.apps import SERVER_KIND, RegistrationError, register, stable_uuid
+from devserver.apps import RegistrationError, register, stable_uuid
 from devserver.caller import USER_AGENT
 from devserver.clock import iso_ms, now_ms
 from devserver.runtime import Runtime
@@ -66,9 +66,10 @@ async def send_events(request: Request) -> Response:
 async def register_app(request: Request) -> Response:
     """``POST /fn/register``: an SDK reports its app and functions."""
     expected = request.headers.get("x-inngest-expected-server-kind")
-    if expected and expected != SERVER_KIND:
+    kind = _runtime(request).config.server_kind
+    if expected and expected != kind:
         return JSONResponse(
-            {"error": f"Expected server kind {expected}, got {SERVER_KIND}"}, 400
+            {"error": f"Expected server kind {expected}, got {kind}"}, 400
         )
     try:
         payload = await _json_body(request)
@@ -180,6 +181,14 @@ async def run_steps(request: Request) -> Response:
     return _envelope([_step_json(s) for s in store.list_steps(run_id)])
 
 
+async def list_apps(request: Request) -> Response:
+    """``GET /v1/apps``: synced apps, their URL, SDK, last sync and functions.
+
+    Also whether the app answered its last call (``reachable``, ``error``).
+    """
+    return _envelope(_runtime(request).executor.app_health.list_apps())
+
+
 def _optional_iso(ms: int | None) -> str | None:
     return None if ms is None else iso_ms(ms)
 
@@ -252,4 +261,5 @@ routes = [
     Route("/v1/runs/{run_id}", get_run, methods=["GET"]),
     Route("/v1/runs/{run_id}", cancel_run, methods=["DELETE"]),
     Route("/v1/runs/{run_id}/steps", run_steps, methods=["GET"]),
+    Route("/v1/apps", list_apps, methods=["GET"]),
 ]

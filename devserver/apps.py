@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from devserver.appstatus import record_sync
 from devserver.clock import now_ms
 from devserver.store import Store
 
@@ -56,17 +57,22 @@ def register(store: Store, payload: object) -> Registered:
     ).hexdigest()
     app_id = stable_uuid(f"app:{app_name}")
     sync_id = str(uuid.uuid4())
-    if store.app_checksum(app_name) == checksum:
-        return Registered(app_id, sync_id, modified=False)
-    store.save_app(app_name, url, checksum, sync_id, now_ms(), functions)
-    logger.info(
-        "app %s synced from %s with %d function(s): %s",
+    modified = store.app_checksum(app_name) != checksum
+    # Every sync is stored, changed or not: it refreshes the sync time and
+    # the app's reachability, and brings back functions archived meanwhile.
+    with store.transaction():
+        store.save_app(app_name, url, checksum, sync_id, now_ms(), functions)
+        record_sync(store, app_name, payload)
+    logger.log(
+        logging.INFO if modified else logging.DEBUG,
+        "app %s synced from %s with %d function(s)%s: %s",
         app_name,
         url,
         len(functions),
+        "" if modified else " (unchanged)",
         ", ".join(f["id"] for f in functions),
     )
-    return Registered(app_id, sync_id, modified=True)
+    return Registered(app_id, sync_id, modified=modified)
 
 
 def _check_function(function: Any) -> None:

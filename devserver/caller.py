@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from devserver import wire
+from devserver.signing import RequestSigner, SignatureError
 
 USER_AGENT = "digest-devserver/0.1"
 
@@ -15,8 +16,16 @@ USER_AGENT = "digest-devserver/0.1"
 class AppCaller:
     """Posts call bodies to apps and turns whatever happens into a CallResult."""
 
-    def __init__(self, timeout: float, client: httpx.AsyncClient | None = None):
+    def __init__(
+        self,
+        timeout: float,
+        client: httpx.AsyncClient | None = None,
+        *,
+        signer: RequestSigner | None = None,
+    ):
         self._timeout = timeout
+        # Set in cloud mode: calls are signed and answers checked.
+        self._signer = signer
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=10.0),
             headers={"user-agent": USER_AGENT},
@@ -31,13 +40,28 @@ class AppCaller:
     ) -> wire.CallResult:
         headers = {
             "content-type": "application/json",
-            "x-inngest-server-kind": "dev",
+            "x-inngest-server-kind": "dev" if self._signer is None else "cloud",
             "x-inngest-req-version": "2",
             "x-inngest-job-id": job_id,
         }
         try:
-            response = await self._client.post(
-                url, content=json.dumps(body).encode(), headers=headers
+            if self._signer is None:
+                response = await self._client.post(
+                    url, content=json.dumps(body).encode(), headers=headers
+                )
+            else:
+                response = await self._signer.send(
+                    self._client, "POST", url, body, headers
+                )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # Nothing listens: a failed attempt, as on the official server,
+            # and the app shows as unreachable until it answers again.
+            return wire.CallResult(
+                wire.Outcome.ERROR,
+                error=wire.error_object(
+                    "ConnectionError", f"could not connect to {url}: {exc!r}"
+                ),
+                unreachable=True,
             )
         except httpx.TimeoutException:
             return wire.CallResult(
@@ -54,5 +78,18 @@ class AppCaller:
                     "ConnectionError", f"call to {url} failed: {exc!r}"
                 ),
             )
+        except SignatureError as exc:
+            # Nothing was sent; retrying cannot change the body.
+            return wire.CallResult(
+                wire.Outcome.ERROR,
+                error=wire.error_object("SigningError", f"call to {url}: {exc}"),
+                no_retry=True,
+            )
         lowered = {k.lower(): v for k, v in response.headers.items()}
+        if self._signer is not None:
+            refused = self._signer.check_answer(
+                response.status_code, lowered, response.content
+            )
+            if refused is not None:
+                return refused
         return wire.interpret(response.status_code, lowered, response.content)

@@ -33,8 +33,17 @@ class ExecutorConfig:
             uses the official backoff table with jitter.
         poll_interval: seconds between re-syncs of ``sdk_urls``.
         call_timeout: seconds one call to an app may take.
+        slow_call_warning: seconds after which a call still without an
+            answer is logged as lagging, naming its run and step.
         workers: how many calls may be in flight at once.
         default_retries: retries used when a function does not set any.
+        cron_tick: for tests, the real seconds one cron minute lasts
+            (``* * * * *`` then fires that often); ``None`` is real time.
+        signing_key: turns on cloud mode (protocol 5): calls are signed,
+            answers checked, and the REST API and ``/fn/register`` need the
+            bearer of this key or of ``signing_key_fallback``.
+        signing_key_fallback: the previous key during a rotation.
+        event_keys: in cloud mode, the only keys ``/e/{key}`` accepts.
     """
 
     host: str = "127.0.0.1"
@@ -44,8 +53,20 @@ class ExecutorConfig:
     retry_interval: float | None = None
     poll_interval: float = 5.0
     call_timeout: float = 2 * 60 * 60.0
+    slow_call_warning: float = 60.0
     workers: int = 64
     default_retries: int = DEFAULT_RETRIES
+    cron_tick: float | None = None
+    # Secrets are kept out of the dataclass repr so a logged config never
+    # shows them.
+    signing_key: str | None = field(default=None, repr=False)
+    signing_key_fallback: str | None = field(default=None, repr=False)
+    event_keys: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def server_kind(self) -> str:
+        """``x-inngest-server-kind``: ``cloud`` with a signing key, else ``dev``."""
+        return "cloud" if self.signing_key else "dev"
 
     @property
     def db_path(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,8 @@ from devserver.clock import now_ms
 
 RESERVED_PREFIX = "inngest/"
 MAX_NAME_LENGTH = 512
+# The official server's documented default size limit for one event.
+MAX_EVENT_BYTES = 512 * 1024
 
 FUNCTION_FAILED = "inngest/function.failed"
 FUNCTION_FINISHED = "inngest/function.finished"
@@ -34,6 +37,11 @@ def normalise(raw: object, internal_id: str, received_at: int) -> Accepted:
     """Check one user event and return the form stored and sent to apps."""
     if not isinstance(raw, dict):
         raise EventError("event must be a JSON object")
+    size = len(json.dumps(raw, separators=(",", ":")).encode())
+    if size > MAX_EVENT_BYTES:
+        raise EventError(
+            f"event is {size} bytes, over the limit of {MAX_EVENT_BYTES} bytes"
+        )
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise EventError("event name is required and must be a non-empty string")

@@ -18,9 +18,18 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ulid import ULID
 
 from devserver import events as ev
-from devserver import retry, wire
+from devserver import limits, retry, runlog, wire
+from devserver.appstatus import AppHealth
+from devserver.cancellation import TIMER_KINDS as DEADLINE_KINDS
+from devserver.cancellation import Cancellations
 from devserver.clock import now_ms
 from devserver.config import ExecutorConfig
+from devserver.flow.admission import Admission
+from devserver.flow.state import FlowState
+from devserver.invoke import INVOKE_TIMEOUT, Invokes
+from devserver.lifecycle import lifecycle_events
+from devserver.pauses import WAIT_TIMEOUT, Waits
+from devserver.pausestore import PauseStore
 from devserver.store import QueueItem, Run, StepRecord, Store
 from devserver.triggers import function_matches
 
@@ -32,10 +41,15 @@ RUN_KEY_WINDOW_MS = 24 * 3_600_000
 # Step kinds this executor cannot serve yet; the step fails with a clear
 # error that user code receives as a StepError.
 _UNSUPPORTED: dict[str, str] = {
-    wire.Opcode.WAIT_FOR_EVENT.value: "step.wait_for_event",
-    wire.Opcode.INVOKE_FUNCTION.value: "step.invoke",
     wire.Opcode.AI_GATEWAY.value: "step.ai.infer",
 }
+# A call that did not reach the app (no answer, 404, 429 without a time) is
+# tried again after this long, without spending an attempt.
+UNREACHABLE_RETRY_MS = 1_000
+# Queue items that are timers rather than calls (see fire_timer).
+TIMER_KINDS = frozenset({"sleep", WAIT_TIMEOUT, INVOKE_TIMEOUT, *DEADLINE_KINDS})
+# Ops whose step settles later, when something outside the call happens.
+_WAITING_OPS = frozenset({wire.Opcode.WAIT_FOR_EVENT, wire.Opcode.INVOKE_FUNCTION})
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,20 @@ class Executor:
         self._store = store
         self._config = config
         self._notify = notify
+        self.pauses = PauseStore(store)
+        self.app_health = AppHealth(store)
+        self._waits = Waits(self)
+        self._invokes = Invokes(self)
+        self._cancellations = Cancellations(self)
+        # Flow control (batching, debounce, limits, priority) decides whether
+        # and when an event that matches a trigger becomes a run.
+        self.admission = Admission(
+            store, FlowState(store.db), self._create_run, self.cancel
+        )
+
+    @property
+    def store(self) -> Store:
+        return self._store
 
     # starting runs
 
@@ -73,38 +101,66 @@ class Executor:
                 if self._store.add_event(
                     item.internal_id, item.event, item.received_at
                 ):
-                    self._start_runs(item)
+                    self._on_event(item)
         self._notify()
+
+    def _on_event(self, item: ev.Accepted) -> None:
+        """A stored event starts runs, resumes waits and fires cancel listeners."""
+        self._start_runs(item)
+        self._waits.on_event(item)
+        self._cancellations.on_event(item)
+
+    def start_run(self, function: dict[str, Any], item: ev.Accepted) -> None:
+        """Start a run of one function, whatever its triggers (invoke)."""
+        self._create_run(function, item)
 
     def _start_runs(self, item: ev.Accepted) -> None:
         for function in self._store.active_functions():
             if function_matches(function, item.event):
-                self._create_run(function, item)
+                self.admission.admit(function, item)
 
-    def _create_run(self, function: dict[str, Any], item: ev.Accepted) -> None:
+    def _create_run(
+        self,
+        function: dict[str, Any],
+        item: ev.Accepted,
+        *,
+        events: list[dict[str, Any]] | None = None,
+        first_call_at: int | None = None,
+        claim: bool = True,
+    ) -> str | None:
+        """Create a run of ``function`` for ``item``; None if de-duplicated.
+
+        Flow control passes ``events`` for a batch, ``first_call_at`` for a
+        throttled or prioritised start, and ``claim=False`` because it has
+        de-duplicated the event itself.
+        """
         fn_id = function["id"]
         run_id = str(ULID())
         now = now_ms()
         key = str(item.event.get("id") or item.internal_id)
-        if not self._store.claim_run_key(fn_id, key, run_id, now, RUN_KEY_WINDOW_MS):
+        if claim and not self._store.claim_run_key(
+            fn_id, key, run_id, now, RUN_KEY_WINDOW_MS
+        ):
             logger.info(
                 "event %s (id %r) already started a run of %s; not starting another",
                 item.internal_id,
                 key,
                 fn_id,
             )
-            return
+            return None
         run = Run(
             run_id=run_id,
             fn_id=fn_id,
             event_id=item.internal_id,
             event=item.event,
-            events=[item.event],
+            events=events or [item.event],
             max_attempts=retry.max_attempts(function, self._config.default_retries),
             created_at=now,
         )
         self._store.save_run(run)
-        self._store.enqueue(run_id, wire.DISCOVERY, "call", 0, now)
+        due = now if first_call_at is None else first_call_at
+        self._store.enqueue(run_id, wire.DISCOVERY, "call", 0, due)
+        self._cancellations.on_run_created(run, function)
         logger.info(
             "run %s of %s started by event %s (%s)",
             run_id,
@@ -112,6 +168,7 @@ class Executor:
             item.internal_id,
             item.event["name"],
         )
+        return run_id
 
     # calls
 
@@ -140,6 +197,7 @@ class Executor:
                 run.started_at = now
                 run.status = "Running"
                 self._store.save_run(run)
+                self._cancellations.on_run_started(run)
             if item.step_id != wire.DISCOVERY:
                 self._update_step(
                     run, item.step_id, status="Running", attempts=item.attempt + 1
@@ -168,14 +226,100 @@ class Executor:
             self._store.delete_item(item.item_id)
             return
         with self._store.transaction():
-            if result.outcome is wire.Outcome.COMPLETED:
+            self.app_health.record_call(
+                run.fn_id,
+                (result.error or {}).get("message") if result.unreachable else None,
+            )
+            too_large = self._oversized(run, result)
+            if too_large is not None:
+                self._store.delete_item(item.item_id)
+                self._fail(run, too_large)
+            elif result.outcome is wire.Outcome.COMPLETED:
                 self._store.delete_item(item.item_id)
                 self._complete(run, result.output)
             elif result.outcome is wire.Outcome.ERROR:
                 self._call_failed(run, item, result)
             else:
                 self._apply_ops(run, item, plan, result)
+                last = result.ops[-1].display_name if result.ops else item.step_id
+                over = None if run.ended else limits.run_over_limits(run, last)
+                if over is not None:
+                    self._fail(run, over)
+            if not run.ended and self._cancellations.finish_deadline_passed(run):
+                self._cancellations.cancel_late(run)
             self._store.save_run(run)
+        self._notify()
+
+    def _oversized(self, run: Run, result: wire.CallResult) -> dict[str, Any] | None:
+        """An error if the answer carries more than a step may (not retried)."""
+        if result.outcome is wire.Outcome.COMPLETED:
+            return limits.oversized_output(result.output)
+        if result.outcome is not wire.Outcome.OPS:
+            return None
+        found = limits.oversized_op(result.ops)
+        if found is None:
+            return None
+        op, error = found
+        self._update_step(
+            run,
+            op.id,
+            name=op.display_name,
+            op=op.op,
+            status="Failed",
+            ended_at=now_ms(),
+            error=error,
+        )
+        return error
+
+    def fire_timer(self, item: QueueItem) -> None:
+        """A timer is due: a sleep ends, a wait or an invoke times out, or a
+        run's start or finish deadline passes."""
+        if item.kind == "sleep":
+            self.fire_sleep(item)
+            return
+        with self._store.transaction():
+            self._store.delete_item(item.item_id)
+            if item.kind == WAIT_TIMEOUT:
+                self._waits.expire(item)
+            elif item.kind == INVOKE_TIMEOUT:
+                self._invokes.expire(item)
+            else:
+                self._cancellations.fire(item)
+        self._notify()
+
+    def resolve_step(
+        self,
+        run: Run,
+        step_id: str,
+        value: Any,
+        *,
+        output: Any = None,
+        error: Any = None,
+    ) -> None:
+        """A step that waited (wait, invoke) has its result: memoise it, go on.
+
+        Runs inside the caller's transaction and saves the run.
+        """
+        self._memoise(run, step_id, value)
+        self._update_step(
+            run,
+            step_id,
+            status="Failed" if error is not None else "Completed",
+            ended_at=now_ms(),
+            output=output,
+            error=error,
+        )
+        if self._settle(run, step_id, inline_ok=True):
+            self._schedule_discovery(run)
+        over = limits.run_over_limits(run, step_id)
+        if over is not None:
+            self._fail(run, over)
+        self._store.save_run(run)
+        self._notify()
+
+    def end_run(self, run: Run, status: str, output: Any) -> None:
+        """End a run from outside a call (cancellation); inside a transaction."""
+        self._end(run, status, output)
         self._notify()
 
     def fire_sleep(self, item: QueueItem) -> None:
@@ -197,6 +341,19 @@ class Executor:
     def _call_failed(self, run: Run, item: QueueItem, result: wire.CallResult) -> None:
         error = result.error or wire.error_object("Error", "unknown failure")
         run.last_error = {**error, "step_id": item.step_id, "attempt": item.attempt}
+        if result.free_retry:
+            at = result.retry_at_ms or now_ms() + UNREACHABLE_RETRY_MS
+            self._store.retry_item(item.item_id, item.attempt, at)
+            logger.info(
+                "run %s of %s: call not served (%s: %s); kept queued, "
+                "tried again in %d ms without spending an attempt",
+                run.run_id,
+                run.fn_id,
+                error.get("name"),
+                error.get("message"),
+                at - now_ms(),
+            )
+            return
         final = result.no_retry or item.attempt + 1 >= run.max_attempts
         if item.step_id != wire.DISCOVERY:
             self._update_step(
@@ -207,10 +364,25 @@ class Executor:
                 error=error,
             )
         if final:
+            runlog.attempt_failed(
+                run_id=run.run_id,
+                fn_id=run.fn_id,
+                step=self._step_label(run, item.step_id),
+                attempt=item.attempt + 1,
+                max_attempts=run.max_attempts,
+                error=error,
+                outcome="run fails" + (" (not retriable)" if result.no_retry else ""),
+            )
             self._store.delete_item(item.item_id)
             self._fail(run, error)
             return
         self._retry(run, item, error, result.retry_at_ms)
+
+    def _step_label(self, run: Run, step_id: str) -> str:
+        if step_id == wire.DISCOVERY:
+            return "(function)"
+        record = self._store.get_step(run.run_id, step_id)
+        return record.name if record is not None else step_id
 
     def _retry(
         self,
@@ -224,21 +396,14 @@ class Executor:
             item.attempt, self._config.retry_interval
         )
         self._store.retry_item(item.item_id, item.attempt + 1, at)
-        if label is None:
-            label = (
-                "function call"
-                if item.step_id == wire.DISCOVERY
-                else f"step {item.step_id}"
-            )
-        logger.warning(
-            "run %s of %s: %s attempt %d of %d failed, retrying: %s: %s",
-            run.run_id,
-            run.fn_id,
-            label,
-            item.attempt + 1,
-            run.max_attempts,
-            error.get("name"),
-            error.get("message"),
+        runlog.attempt_failed(
+            run_id=run.run_id,
+            fn_id=run.fn_id,
+            step=label or self._step_label(run, item.step_id),
+            attempt=item.attempt + 1,
+            max_attempts=run.max_attempts,
+            error=error,
+            outcome=f"retrying in {max(at - now_ms(), 0)} ms",
         )
 
     def _apply_ops(
@@ -296,11 +461,21 @@ class Executor:
                     error=op.error,
                 )
                 run.last_error = {**error, "step_id": op.id, "attempt": item.attempt}
-                self._retry(run, item, error, None, f"step {op.display_name}")
+                self._retry(run, item, error, None, op.display_name)
                 retrying = True
             elif kind in (wire.Opcode.STEP_ERROR, wire.Opcode.STEP_FAILED):
                 self._step_failed(run, op, item, plan, op.error)
                 settled.append(op.id)
+            elif kind in _WAITING_OPS:
+                if op.id in run.pending:
+                    continue
+                problem = self._begin_waiting(run, op)
+                if problem is None:
+                    run.pending[op.id] = {"group": group, "race": op.race}
+                    newly_pending = True
+                else:
+                    self._step_failed(run, op, item, plan, problem)
+                    settled.append(op.id)
             else:
                 what = _UNSUPPORTED.get(kind)
                 message = (
@@ -324,6 +499,18 @@ class Executor:
             discovery = True
         if discovery:
             self._schedule_discovery(run)
+
+    def _begin_waiting(self, run: Run, op: wire.Op) -> dict[str, Any] | None:
+        """Start a wait or an invoke; an error object if the op cannot start."""
+        if op.op == wire.Opcode.WAIT_FOR_EVENT:
+            problem = self._waits.begin(run, op)
+            status = "Waiting"
+        else:
+            problem = self._invokes.begin(run, op)
+            status = "Invoking"
+        if problem is None:
+            self._update_step(run, op.id, name=op.display_name, op=op.op, status=status)
+        return problem
 
     def _plan(self, run: Run, op: wire.Op) -> None:
         if op.op == wire.Opcode.SLEEP:
@@ -367,13 +554,14 @@ class Executor:
             ended_at=now_ms(),
             error=error,
         )
-        logger.warning(
-            "run %s of %s: step %s failed for good after %d attempt(s): %s",
-            run.run_id,
-            run.fn_id,
-            op.display_name,
-            item.attempt + 1,
-            error,
+        runlog.attempt_failed(
+            run_id=run.run_id,
+            fn_id=run.fn_id,
+            step=op.display_name,
+            attempt=item.attempt + 1,
+            max_attempts=run.max_attempts,
+            error=error if isinstance(error, dict) else {"message": str(error)},
+            outcome="step failed for good; the error goes to the function",
         )
 
     def _settle(self, run: Run, step_id: str, *, inline_ok: bool) -> bool:
@@ -442,7 +630,9 @@ class Executor:
         run.ended_at = now_ms()
         run.pending = {}
         self._store.delete_run_items(run.run_id)
+        self.pauses.forget_run(run.run_id)
         self._store.save_run(run)
+        self._invokes.on_run_end(run)
         if status == "Failed":
             logger.warning(
                 "run %s of %s ended: Failed: %s: %s",
@@ -456,35 +646,7 @@ class Executor:
         self._emit_lifecycle(run)
 
     def _emit_lifecycle(self, run: Run) -> None:
-        """Emit function.failed/cancelled/finished so failure handlers run.
-
-        Runs triggered by a lifecycle event emit nothing, so that a failing
-        failure handler cannot start an endless chain of handlers.
-        """
-        if run.event.get("name") in ev.LIFECYCLE_EVENTS:
-            return
-        data: dict[str, Any] = {
-            "function_id": run.fn_id,
-            "run_id": run.run_id,
-            "event": wire.for_sdk(run.event),
-            "events": [wire.for_sdk(e) for e in run.events],
-            "_inngest": {"status": run.status},
-        }
-        emitted = []
-        if run.status == "Failed":
-            error = dict(run.output or {})
-            summary = f"{error.get('name', 'Error')}: {error.get('message', '')}"
-            failed = {**data, "error": {"error": summary, **error}}
-            emitted.append(ev.internal_event(ev.FUNCTION_FAILED, run.run_id, failed))
-            emitted.append(ev.internal_event(ev.FUNCTION_FINISHED, str(ULID()), failed))
-        elif run.status == "Cancelled":
-            emitted.append(ev.internal_event(ev.FUNCTION_CANCELLED, run.run_id, data))
-            emitted.append(ev.internal_event(ev.FUNCTION_FINISHED, str(ULID()), data))
-        else:
-            finished = {**data, "result": run.output}
-            emitted.append(
-                ev.internal_event(ev.FUNCTION_FINISHED, str(ULID()), finished)
-            )
-        for item in emitted:
+        """Store and act on the events an ended run emits (lifecycle.py)."""
+        for item in lifecycle_events(run):
             self._store.add_event(item.internal_id, item.event, item.received_at)
-            self._start_runs(item)
+            self._on_event(item)

@@ -22,9 +22,15 @@ def max_attempts(function: dict[str, Any], default_retries: int) -> int:
     return min(max(retries, 0), MAX_RETRIES) + 1
 
 
-def backoff_ms(attempt: int, fixed_interval: float | None) -> int:
-    """Delay before the attempt that follows attempt number ``attempt``."""
+def backoff_ms(
+    attempt: int, fixed_interval: float | None, rng: random.Random | None = None
+) -> int:
+    """Delay before the attempt that follows attempt number ``attempt``.
+
+    ``rng`` is for tests; the module's shared generator is used otherwise.
+    """
     if fixed_interval is not None:
         return int(fixed_interval * 1000)
-    base = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
-    return int((base + random.uniform(0, _JITTER_S)) * 1000)
+    base = _BACKOFF_S[min(max(attempt, 0), len(_BACKOFF_S) - 1)]
+    jitter = (rng or random).uniform(0, _JITTER_S)
+    return int((base + jitter) * 1000)

@@ -12,8 +12,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from devserver.api import routes
 from devserver.apps import SERVER_KIND
+from devserver.auth import RequestAuth
 from devserver.config import ExecutorConfig
 from devserver.runtime import Runtime
+from devserver.signing import keys_for
 
 logger = logging.getLogger("digest.devserver.server")
 
@@ -21,8 +23,9 @@ logger = logging.getLogger("digest.devserver.server")
 class ServerKindHeader:
     """Adds ``X-Inngest-Server-Kind`` to every response, as the official server."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, kind: str = SERVER_KIND) -> None:
         self._app = app
+        self._kind = kind.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -32,7 +35,7 @@ class ServerKindHeader:
         async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.append((b"x-inngest-server-kind", SERVER_KIND.encode()))
+                headers.append((b"x-inngest-server-kind", self._kind))
                 message["headers"] = headers
             await send(message)
 
@@ -53,7 +56,14 @@ def create_app(config: ExecutorConfig) -> Starlette:
             await runtime.stop()
 
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(ServerKindHeader)
+    # Added before ServerKindHeader so that one wraps it: 401s carry the
+    # server kind too.
+    app.add_middleware(
+        RequestAuth,
+        keys=keys_for(config.signing_key, config.signing_key_fallback),
+        event_keys=config.event_keys,
+    )
+    app.add_middleware(ServerKindHeader, kind=config.server_kind)
     return app
 
 

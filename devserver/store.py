@@ -172,6 +172,14 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for stores of other modules that add their own tables.
+
+        They must write inside ``transaction()`` like everything here.
+        """
+        return self._db
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group writes atomically; nested uses join the outer transaction."""

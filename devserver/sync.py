@@ -14,6 +14,7 @@ import httpx
 
 from devserver.apps import SERVER_KIND
 from devserver.caller import USER_AGENT
+from devserver.signing import RequestSigner
 
 logger = logging.getLogger("digest.devserver.sync")
 
@@ -23,8 +24,16 @@ _UNSYNCED_RETRY_S = 0.5
 
 
 class AppSyncer:
-    def __init__(self, urls: list[str], poll_interval: float) -> None:
+    def __init__(
+        self,
+        urls: list[str],
+        poll_interval: float,
+        *,
+        signer: RequestSigner | None = None,
+    ) -> None:
         self._urls = list(urls)
+        # Set in cloud mode: the PUT is signed, as the official server does.
+        self._signer = signer
         self._poll_interval = poll_interval
         self._synced: set[str] = set()
         # Last refusal per URL, so a persistent problem is logged once.
@@ -57,11 +66,23 @@ class AppSyncer:
     async def sync(self, url: str) -> bool:
         """PUT one app; True when its registration went through."""
         try:
-            response = await self._client.put(
-                url,
-                json={"url": url},
-                headers={"x-inngest-server-kind": SERVER_KIND},
-            )
+            if self._signer is None:
+                response = await self._client.put(
+                    url,
+                    json={"url": url},
+                    headers={"x-inngest-server-kind": SERVER_KIND},
+                )
+            else:
+                response = await self._signer.send(
+                    self._client,
+                    "PUT",
+                    url,
+                    {"url": url},
+                    {
+                        "content-type": "application/json",
+                        "x-inngest-server-kind": "cloud",
+                    },
+                )
             body = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             # Apps are often started after the executor: stay quiet.

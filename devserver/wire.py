@@ -49,6 +49,9 @@ class Op:
         return self.opts.get("parallelMode") == "race"
 
 
+_OPCODES = frozenset(o.value for o in Opcode)
+
+
 class Outcome(StrEnum):
     COMPLETED = "completed"
     OPS = "ops"
@@ -65,6 +68,11 @@ class CallResult:
     error: dict[str, JSON] | None = None
     no_retry: bool = False
     retry_at_ms: int | None = None
+    # The app was not reached or asked to be called later (429): retry at
+    # retry_at_ms without spending one of the item's attempts.
+    free_retry: bool = False
+    # The app is gone (refused connection, 404): show it as unreachable.
+    unreachable: bool = False
 
 
 class ProtocolError(ValueError):
@@ -132,6 +140,8 @@ def parse_ops(body: JSON) -> list[Op]:
         opts = raw.get("opts")
         name = raw.get("name")
         display = raw.get("displayName") or name or raw["id"]
+        if raw.get("op") not in _OPCODES:
+            raise ProtocolError(f"unknown opcode {raw.get('op')!r} in 206 answer")
         ops.append(
             Op(
                 id=raw["id"],
@@ -155,6 +165,24 @@ def interpret(status: int, headers: dict[str, str], content: bytes) -> CallResul
         return _unwrap_stream(content)
     no_retry = headers.get("x-inngest-no-retry", "").lower() == "true"
     retry_at = _retry_at(headers.get("retry-after"))
+    if status == 429:
+        # A proxy or tunnel asking us to slow down: the app never ran.
+        return CallResult(
+            Outcome.ERROR,
+            error=error_object("RateLimitedError", "HTTP 429 Too Many Requests"),
+            retry_at_ms=retry_at,
+            free_retry=True,
+        )
+    if status == 404 and "x-inngest-sdk" not in headers:
+        # No SDK behind the URL (a tunnel gone, an app not serving yet).
+        return CallResult(
+            Outcome.ERROR,
+            error=error_object(
+                "AppUnreachableError", "HTTP 404: no Inngest SDK answers at this URL"
+            ),
+            free_retry=True,
+            unreachable=True,
+        )
     if 200 <= status < 300 and "x-inngest-sdk" not in headers:
         return _failed(
             "NotAnSDKError",

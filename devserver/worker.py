@@ -9,7 +9,10 @@ import logging
 from devserver import wire
 from devserver.caller import AppCaller
 from devserver.clock import now_ms
-from devserver.executor import Executor
+from devserver.executor import TIMER_KINDS, Executor
+from devserver.flow.concurrency import ConcurrencyGate
+from devserver.flow.state import FlowState
+from devserver.recovery import retry_while_locked
 from devserver.store import QueueItem, Store
 
 logger = logging.getLogger("digest.devserver.worker")
@@ -24,9 +27,17 @@ _CRASH_DELAY_MS = 5_000
 
 class Dispatcher:
     def __init__(
-        self, store: Store, executor: Executor, caller: AppCaller, workers: int
+        self,
+        store: Store,
+        executor: Executor,
+        caller: AppCaller,
+        workers: int,
+        *,
+        slow_call_s: float | None = None,
     ) -> None:
         self._store = store
+        # A call running longer than this is logged (once) as lagging.
+        self._slow_call_s = slow_call_s
         self._executor = executor
         self._caller = caller
         self._workers = workers
@@ -36,12 +47,14 @@ class Dispatcher:
         # run waits, so two calls never run one new step inline twice.
         self._discovering: set[str] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        # Leases only the calls that fit the functions' concurrency limits.
+        self._gate = ConcurrencyGate(store, FlowState(store.db))
 
     def notify(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
-        released = self._store.release_all()
+        released = retry_while_locked(self._store.release_all, "re-queueing items")
         if released:
             logger.info("re-queued %d item(s) in flight at the last stop", released)
         self._loop_task = asyncio.create_task(self._loop(), name="devserver-dispatch")
@@ -60,7 +73,7 @@ class Dispatcher:
             now = now_ms()
             free = self._workers - len(self._tasks)
             if free > 0:
-                for item in self._store.lease_due(now, free, self._discovering):
+                for item in self._gate.lease(now, free, self._discovering):
                     self._spawn(item)
             due = self._store.next_due()
             timeout = _MAX_IDLE_S
@@ -76,6 +89,7 @@ class Dispatcher:
         self._tasks.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
+            self._gate.release(item)
             self._tasks.discard(t)
             if item.step_id == wire.DISCOVERY:
                 self._discovering.discard(item.run_id)
@@ -83,15 +97,40 @@ class Dispatcher:
 
         task.add_done_callback(done)
 
+    def _lagging(self, item: QueueItem, fn_id: str) -> None:
+        if item.step_id == wire.DISCOVERY:
+            step = "(function call; a new step may be running inline)"
+        else:
+            record = self._store.get_step(item.run_id, item.step_id)
+            step = record.name if record is not None else item.step_id
+        logger.warning(
+            "slow call: run=%s function=%s step=%s attempt=%d has had no answer "
+            "for %g s; other runs go on",
+            item.run_id,
+            fn_id,
+            step,
+            item.attempt + 1,
+            self._slow_call_s,
+        )
+
     async def _work(self, item: QueueItem) -> None:
         try:
-            if item.kind == "sleep":
-                self._executor.fire_sleep(item)
+            if item.kind in TIMER_KINDS:
+                self._executor.fire_timer(item)
                 return
             plan = self._executor.begin_call(item)
             if plan is None:
                 return
-            result = await self._caller.call(plan.url, plan.body, str(item.item_id))
+            watch = None
+            if self._slow_call_s is not None:
+                watch = asyncio.get_running_loop().call_later(
+                    self._slow_call_s, self._lagging, item, plan.fn_id
+                )
+            try:
+                result = await self._caller.call(plan.url, plan.body, str(item.item_id))
+            finally:
+                if watch is not None:
+                    watch.cancel()
             self._executor.finish_call(item, plan, result)
         except asyncio.CancelledError:
             raise

@@ -127,16 +127,11 @@ def test_sleep_resumes_after_the_wake_time(shared_stack: Stack, key: NewKey) -> 
     ]
 
 
-def test_unsupported_step_kind_fails_the_step_clearly(
-    shared_stack: Stack, key: NewKey
-) -> None:
+def test_wait_for_event_times_out_with_null(shared_stack: Stack, key: NewKey) -> None:
     event_id = send_event(shared_stack.url, "test/waits", {"key": key()})
     run = wait_for_run(shared_stack.url, event_id)
     assert run["status"] == "Completed"
-    assert run["output"] == (
-        "caught NotSupportedError: step.wait_for_event is not supported yet "
-        "by the Digest devserver"
-    )
+    assert run["output"] == "timed out"
 
 
 def test_user_event_id_starts_one_run_per_function(

@@ -67,7 +67,10 @@ def test_answers_are_classified() -> None:
     )
     assert fatal.no_retry
     streamed = wire.interpret(
-        201, {}, b'  {"status": 206, "headers": {}, "body": "[{\\"id\\": \\"a\\"}]"}'
+        201,
+        {},
+        b'  {"status": 206, "headers": {}, '
+        b'"body": "[{\\"id\\": \\"a\\", \\"op\\": \\"StepPlanned\\"}]"}',
     )
     assert [op.id for op in streamed.ops] == ["a"]
 

@@ -1,0 +1,41 @@
+"""One log line per failed attempt, with everything needed to find it again."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger("digest.devserver.attempts")
+
+
+def attempt_failed(
+    *,
+    run_id: str,
+    fn_id: str,
+    step: str,
+    attempt: int,
+    max_attempts: int,
+    error: dict[str, Any],
+    outcome: str,
+) -> None:
+    """Log a failed attempt on a single line.
+
+    The traceback the SDK reported is folded into the same line (newlines
+    written as ``\\n``) so that one grep finds the run, the step and the cause
+    together; the full error also stays on the run and its step record.
+    """
+    stack = error.get("stack")
+    folded = str(stack).strip().replace("\n", "\\n") if stack else "-"
+    logger.warning(
+        "attempt failed: run=%s function=%s step=%s attempt=%d/%d "
+        "error=%s message=%r outcome=%s traceback=%s",
+        run_id,
+        fn_id,
+        step,
+        attempt,
+        max_attempts,
+        error.get("name", "Error"),
+        error.get("message", ""),
+        outcome,
+        folded,
+    )
