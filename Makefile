@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test lint format bench clean
+.PHONY: install browser demo dev test lint format bench clean
 
 install: $(STAMP)
 
@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+browser:  ## Debian's Chromium for the web page's tests (needs root; once).
+	command -v chromium >/dev/null || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 demo: install  ## Summarise a real document through the whole stack.
 	$(BIN)/digest demo $(FILE)
@@ -33,8 +37,10 @@ test: lint  ## The whole test suite, after lint.
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install  ## Benchmarks (slow; not part of the tests).
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/summary_latency.py
 	$(BIN)/python bench/executor_steps.py
+	$(BIN)/python bench/executor_overhead.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

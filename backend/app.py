@@ -11,11 +11,14 @@ import inngest.fast_api
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from backend.api import health, stream, summaries
+from backend.api import dev, health, listing, stream, summaries
+from backend.api.feed import JobFeed
+from backend.auth import TokenVerifier
 from backend.errors import install_error_handlers
 from backend.events import EventSender
 from backend.store.shared import close_shared_stores, shared_store
-from digest.settings import Settings, get_settings
+from backend.web import router as web_router
+from digest.settings import DEV_JWT_SECRET, Settings, get_settings
 from functions.client import create_client
 from functions.cpu import shutdown_pool
 from functions.generate_summary import build_functions
@@ -23,8 +26,29 @@ from functions.generate_summary import build_functions
 log = logging.getLogger("digest.backend")
 
 
+class UnsafeSettings(RuntimeError):
+    pass
+
+
+def refuse_unsafe(settings: Settings) -> None:
+    """Refuse a prod profile that would accept forged tokens or fetch from
+    the server's own network, with the setting that fixes it."""
+    if settings.is_dev:
+        return
+    if settings.jwt_secret is None and not settings.auth_jwks_url:
+        raise UnsafeSettings(
+            "prod needs AUTH_JWKS_URL (your identity provider's key set) or "
+            "AUTH_JWT_SECRET to check bearer tokens"
+        )
+    if settings.jwt_secret == DEV_JWT_SECRET:
+        raise UnsafeSettings("AUTH_JWT_SECRET is the public dev secret; set your own")
+    if settings.fetch_allow_loopback_for_tests:
+        raise UnsafeSettings("FETCH_ALLOW_LOOPBACK_FOR_TESTS is for tests; unset it")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    refuse_unsafe(settings)
     client = create_client(settings)
 
     @contextlib.asynccontextmanager
@@ -35,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sender = EventSender(client, store)
         app.state.store = store
         app.state.events = sender
+        app.state.feed = JobFeed(store)
         relay = asyncio.create_task(sender.relay_forever(), name="event-relay")
         log.info(
             "backend ready (profile %s, executor %s)",
@@ -47,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             relay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay
+            await app.state.feed.close()
             shutdown_pool()
             await close_shared_stores()
             log.info("backend stopped")
@@ -58,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.tokens = TokenVerifier(settings)
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
@@ -68,7 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Location"],
         )
     app.include_router(summaries.router)
+    app.include_router(listing.router)
     app.include_router(stream.router)
     app.include_router(health.router)
+    if settings.is_dev:
+        app.include_router(dev.router)
+    app.include_router(web_router)
     inngest.fast_api.serve(app, client, build_functions(client, settings))
     return app

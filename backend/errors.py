@@ -2,10 +2,13 @@
 
 ApiError                     every answer is {"error": {"code", "message"}}
  ├── InvalidJson              400 the body is not JSON
+ ├── InvalidHeader            400 a header holds a value that cannot be used
+ ├── Unauthorized             401 no bearer token, or one that is expired or forged
  ├── UnsupportedMediaType     415 the body is not application/json
  ├── PayloadTooLarge          413 the body or the text is over the limit
  ├── InvalidRequest           422 a field is missing, unknown or out of range
- └── NotFound                 404 no such job (or not yours)
+ ├── NotFound                 404 no such job (or not yours)
+ └── Conflict                 409 the job is in a state that refuses the request
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ log = logging.getLogger("digest.backend.api")
 class ApiError(Exception):
     status = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -39,6 +43,17 @@ class ApiError(Exception):
 
 class InvalidJson(ApiError):
     code = "invalid_json"
+
+
+class InvalidHeader(ApiError):
+    code = "invalid_header"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+    # RFC 6750: a 401 names the scheme the client must use.
+    headers = {"WWW-Authenticate": "Bearer"}
 
 
 class UnsupportedMediaType(ApiError):
@@ -61,6 +76,11 @@ class NotFound(ApiError):
     code = "not_found"
 
 
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
 def describe_validation_error(exc: ValidationError | RequestValidationError) -> str:
     """One readable sentence per problem: the field, what is wrong with it."""
     parts = []
@@ -79,7 +99,7 @@ def describe_validation_error(exc: ValidationError | RequestValidationError) -> 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(

@@ -20,6 +20,7 @@ from backend.store import JobStore
 log = logging.getLogger("digest.backend.events")
 
 SUMMARY_REQUESTED = "summary/requested"
+CANCEL_REQUESTED = "summary/cancel.requested"
 
 
 class EventSender:
@@ -51,6 +52,22 @@ class EventSender:
             return False
         await self._store.mark_event_sent(job_id)
         log.debug("job %s: event sent", job_id)
+        return True
+
+    async def send_cancel_event(self, job_id: str) -> bool:
+        """Ask the executor to stop the job's run.
+
+        Not relayed when it fails: the job is already cancelled in the store,
+        and the run's next step sees that and stops.
+        """
+        event = inngest.Event(
+            name=CANCEL_REQUESTED, id=f"cancel-{job_id}", data={"job_id": job_id}
+        )
+        try:
+            await self._client.send(event)
+        except Exception as exc:
+            log.warning("job %s: cancel event not sent (%s)", job_id, exc)
+            return False
         return True
 
     async def relay_once(self) -> int:

@@ -41,7 +41,8 @@ def main() -> None:
         started = stack.start_local_stack(Path(folder))
         backend = started.backend
         try:
-            with httpx.Client(base_url=backend.url, timeout=60) as http:
+            auth = {"Authorization": f"Bearer {stack.dev_token(backend.url)}"}
+            with httpx.Client(base_url=backend.url, timeout=60, headers=auth) as http:
                 # One warm-up job: the first one pays for starting the
                 # worker processes and importing scikit-learn in them.
                 _run(http, (CORPUS / "pep-0020.rst").read_text())

@@ -12,7 +12,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from digest import logs
+from digest import commands_jobs, logs
 from digest.settings import get_settings
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The job store's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+commands_jobs.register(app)
 
 Host = Annotated[str, typer.Option("--host", help="Address to listen on.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs.")]
@@ -146,12 +147,44 @@ def devserver(
             help="Fixed seconds between retries instead of the backoff table."
         ),
     ] = None,
+    signing_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INNGEST_SIGNING_KEY",
+            help="Cloud mode: sign calls, check answers and bearers "
+            "(prefer the env var: flags show in `ps`).",
+        ),
+    ] = None,
+    signing_key_fallback: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INNGEST_SIGNING_KEY_FALLBACK",
+            help="Previous signing key, still accepted during a rotation.",
+        ),
+    ] = None,
+    event_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="INNGEST_EVENT_KEY",
+            help="Cloud mode: event key accepted on /e/{key} (repeatable).",
+        ),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Run the embedded executor alone (speaks the Inngest SDK protocol)."""
     from devserver.config import ExecutorConfig
     from devserver.server import run
+    from devserver.signing import keys_for
 
+    if signing_key_fallback and not signing_key:
+        raise typer.BadParameter(
+            "needs --signing-key", param_hint="--signing-key-fallback"
+        )
+    try:
+        keys_for(signing_key, signing_key_fallback)
+    except ValueError as exc:
+        # The message names a fingerprint, never the key.
+        raise typer.BadParameter(str(exc)) from None
     logs.configure(verbose)
     home = data_dir or get_settings().digest_home
     run(
@@ -161,6 +194,9 @@ def devserver(
             data_dir=home,
             sdk_urls=list(sdk_url or []),
             retry_interval=retry_interval,
+            signing_key=signing_key,
+            signing_key_fallback=signing_key_fallback,
+            event_keys=list(event_key or []),
         )
     )
 

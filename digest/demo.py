@@ -78,7 +78,12 @@ def summarise(
     max_sentences: int = 5,
     timeout: float = 300.0,
 ) -> dict[str, Any]:
-    with httpx.Client(base_url=backend_url, timeout=30) as http:
+    try:
+        token = stack.dev_token(backend_url, "demo")
+    except stack.StackError as exc:
+        raise DemoFailed(str(exc)) from None
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=backend_url, timeout=30, headers=auth) as http:
         answer = http.post(
             "/api/summaries",
             json={"text": text, "title": title, "max_sentences": max_sentences},

@@ -18,6 +18,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 AppEnv = Literal["dev", "prod"]
 
+# Signs and checks bearer tokens in dev when AUTH_JWT_SECRET is unset. It is
+# public (it is in this file), so prod never accepts it.
+DEV_JWT_SECRET = "digest-dev-only-jwt-secret-never-use-in-production"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
@@ -47,6 +51,25 @@ class Settings(BaseSettings):
     chunk_chars: int = 6000
     # Data folder for local state (the SQLite file, the executor's state).
     digest_home: Path = Path("var")
+    # The CLI's bearer token for the API (`digest summarize`, `status`...).
+    # Unset in dev means the CLI asks the backend's dev token route for one
+    # and keeps it under digest_home.
+    digest_token: SecretStr | None = None
+
+    # Bearer tokens on /api/summaries*: HS256 signed with this secret, or
+    # (in prod, usually) keys published at a JWKS URL. Unset in dev means
+    # DEV_JWT_SECRET; prod refuses to start with neither set.
+    auth_jwt_secret: SecretStr | None = None
+    auth_jwks_url: str | None = None
+    # When set, tokens must name this audience (`aud`); set it in prod when
+    # the identity provider issues tokens for other services too.
+    auth_audience: str | None = None
+    # FOR TESTS ONLY: loopback ports that URL sources may fetch from, so an
+    # end-to-end fetch from a local test server works. Empty (the default)
+    # refuses every loopback address; prod refuses to start if it is set.
+    fetch_allow_loopback_for_tests: Annotated[list[int], NoDecode] = Field(
+        default_factory=list
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -54,6 +77,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("fetch_allow_loopback_for_tests", mode="before")
+    @classmethod
+    def _split_ports(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def jwt_secret(self) -> str | None:
+        """The HS256 secret: the configured one, or in dev the dev-only one."""
+        if self.auth_jwt_secret is not None:
+            return self.auth_jwt_secret.get_secret_value()
+        return DEV_JWT_SECRET if self.is_dev else None
 
     @property
     def is_dev(self) -> bool:

@@ -195,6 +195,23 @@ def sync_app(backend_url: str, *, timeout: float = 30.0) -> None:
     raise StackError(f"the app did not sync with its executor: {last}")
 
 
+def dev_token(backend_url: str, subject: str = "local-user") -> str:
+    """A bearer token for `subject` from a dev backend's POST /api/dev/token."""
+    try:
+        answer = httpx.post(
+            f"{backend_url}/api/dev/token", json={"sub": subject}, timeout=10
+        )
+    except httpx.HTTPError as exc:
+        raise StackError(f"no token from {backend_url}: {exc}") from None
+    if answer.status_code != 200:
+        raise StackError(
+            f"no token from {backend_url} (is it running the dev profile?): "
+            f"{answer.status_code} {answer.text[:200]}"
+        )
+    token: str = answer.json()["token"]
+    return token
+
+
 @dataclass
 class LocalStack:
     """An executor and a backend that know each other, on loopback ports."""

@@ -24,10 +24,13 @@ from digest.settings import Settings
 from functions import summarizer
 from functions.cpu import run_cpu
 from functions.faults import check_fault
+from functions.sources.document import fetch_document, html_document
+from functions.sources.fetch import FetchLimits, FetchRefused
 
 log = logging.getLogger("digest.functions.summary")
 
 SUMMARY_REQUESTED = "summary/requested"
+CANCEL_REQUESTED = "summary/cancel.requested"
 RETRIES = 3
 
 
@@ -43,6 +46,10 @@ def build_functions(
     client: inngest.Inngest, settings: Settings
 ) -> list[inngest.Function[Any]]:
     """The step functions Digest serves, bound to `client` and `settings`."""
+
+    limits = FetchLimits(
+        loopback_ports=frozenset(settings.fetch_allow_loopback_for_tests)
+    )
 
     async def store() -> JobStore:
         return await shared_store(settings.database_url, migrate=settings.is_dev)
@@ -64,6 +71,14 @@ def build_functions(
         trigger=inngest.TriggerEvent(event=SUMMARY_REQUESTED),
         retries=RETRIES,
         on_failure=mark_failed,
+        # The executor stops the run at its next step boundary; the API has
+        # already marked the job cancelled, whatever the executor supports.
+        cancel=[
+            inngest.Cancel(
+                event=CANCEL_REQUESTED,
+                if_exp="async.data.job_id == event.data.job_id",
+            )
+        ],
     )
     async def generate_summary(ctx: inngest.Context) -> dict[str, Any]:
         job_id = _job_id_of(ctx.event.model_dump())
@@ -77,6 +92,10 @@ def build_functions(
         def step(name: str, body: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
             async def guarded() -> Any:
                 started = time.perf_counter()
+                if (await jobs.get_job(job_id)).status == "cancelled":
+                    # For an executor that did not stop the run on the
+                    # cancel event: no more work for a cancelled job.
+                    raise inngest.NonRetriableError("the job was cancelled")
                 check_fault(name, ctx.attempt)
                 result = await body()
                 log.info(
@@ -92,6 +111,7 @@ def build_functions(
 
         async def load() -> dict[str, Any]:
             await jobs.mark_running(job_id)
+            await _materialise_source(jobs, job_id, limits)
             text, declared = await jobs.get_source(job_id)
             fmt = (
                 declared
@@ -161,6 +181,22 @@ def build_functions(
         return {"job_id": job_id, "sentences": len(chosen)}
 
     return [generate_summary]
+
+
+async def _materialise_source(jobs: JobStore, job_id: str, limits: FetchLimits) -> None:
+    """Turn a URL or an HTML upload into the text the later steps read."""
+    job = await jobs.get_job(job_id)
+    try:
+        if job.source_url is not None:
+            text, fmt = await fetch_document(job.source_url, job.source_format, limits)
+        elif job.source_format == "html":
+            html, _ = await jobs.get_source(job_id)
+            text, fmt = await html_document(html, source="the file"), "text"
+        else:
+            return
+    except FetchRefused as exc:
+        raise inngest.NonRetriableError(str(exc)) from None
+    await jobs.set_source(job_id, text, fmt)
 
 
 def _job_id_of(event: Any) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,22 @@ class Stack:
     executor: stack.Service
     backend: stack.Service
     home: Path
+    _token: str | None = field(default=None, repr=False)
+
+    @property
+    def token(self) -> str:
+        """A dev token for the user `tester`, fetched once per stack."""
+        if self._token is None:
+            self._token = stack.dev_token(self.backend.url, "tester")
+        return self._token
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
     @property
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.backend.url, timeout=30)
+        return httpx.Client(base_url=self.backend.url, timeout=30, headers=self.auth)
 
     def submit(self, text: str, **fields: Any) -> str:
         with self.api as http:

@@ -17,14 +17,30 @@ def _job_count(backend: stack.Service) -> int:
         return int(conn.execute("select count(*) from jobs").fetchone()[0])
 
 
-def _post(backend: stack.Service, **kwargs: object) -> httpx.Response:
-    return httpx.post(f"{backend.url}/api/summaries", timeout=30, **kwargs)  # type: ignore[arg-type]
+def _auth(backend: stack.Service) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.dev_token(backend.url, 'tester')}"}
+
+
+def _post(
+    backend: stack.Service, *, headers: dict[str, str] | None = None, **kwargs: object
+) -> httpx.Response:
+    return httpx.post(  # type: ignore[arg-type]
+        f"{backend.url}/api/summaries",
+        timeout=30,
+        headers={**_auth(backend), **(headers or {})},
+        **kwargs,
+    )
 
 
 BAD_BODIES = [
     pytest.param({"text": ""}, 422, "text", id="empty-text"),
     pytest.param({"text": "   \n\t  "}, 422, "text", id="whitespace-text"),
     pytest.param({}, 422, "text", id="missing-text"),
+    pytest.param({"text": "A b.", "url": "https://a.example/"}, 422, "url", id="both"),
+    pytest.param({"url": "ftp://a.example/x"}, 422, "scheme", id="ftp-url"),
+    pytest.param({"url": "file:///etc/passwd"}, 422, "scheme", id="file-url"),
+    pytest.param({"url": "https://"}, 422, "url", id="url-without-host"),
+    pytest.param({"url": "http://u:p@a.example/"}, 422, "password", id="url-creds"),
     pytest.param({"text": 5}, 422, "text", id="text-not-string"),
     pytest.param({"text": "A b c d.", "colour": "red"}, 422, "colour", id="unknown"),
     pytest.param(
@@ -107,7 +123,10 @@ def test_content_type_is_case_insensitive(lone_backend: stack.Service) -> None:
 
 def test_job_ids_ignore_case(lone_backend: stack.Service) -> None:
     job_id = _post(lone_backend, json={"text": "Ids are case blind."}).json()["id"]
-    answer = httpx.get(f"{lone_backend.url}/api/summaries/{job_id.lower()}")
+    answer = httpx.get(
+        f"{lone_backend.url}/api/summaries/{job_id.lower()}",
+        headers=_auth(lone_backend),
+    )
     assert answer.json()["id"] == job_id
 
 
@@ -148,7 +167,11 @@ def test_escaped_text_over_the_limit_is_a_413(lone_backend: stack.Service) -> No
 
 def test_unknown_job_is_a_404(lone_backend: stack.Service) -> None:
     for job_id in ["01JZZZZZZZZZZZZZZZZZZZZZZZ", "nope", "x" * 500]:
-        answer = httpx.get(f"{lone_backend.url}/api/summaries/{job_id}", timeout=10)
+        answer = httpx.get(
+            f"{lone_backend.url}/api/summaries/{job_id}",
+            timeout=10,
+            headers=_auth(lone_backend),
+        )
         assert answer.status_code == 404
         assert answer.json()["error"]["code"] == "not_found"
 
@@ -168,6 +191,10 @@ def test_accepted_even_when_the_executor_is_down(lone_backend: stack.Service) ->
     body = answer.json()
     assert body["status"] == "queued"
     assert answer.headers["location"] == body["links"]["self"]
-    job = httpx.get(lone_backend.url + body["links"]["self"], timeout=10).json()
+    job = httpx.get(
+        lone_backend.url + body["links"]["self"],
+        timeout=10,
+        headers=_auth(lone_backend),
+    ).json()
     assert job["status"] == "queued"
     assert job["progress"] == {"done": 0, "total": 4, "step": None}

@@ -75,7 +75,9 @@ def test_dev_stops_backend_and_executor(tmp_path: Path, signum: signal.Signals) 
         _wait_for(f"http://127.0.0.1:{port}/healthz", process)
         _wait_for(f"http://127.0.0.1:{executor_port}/health", process)
         # The executor syncs the backend on its own, and a job goes through.
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        base_url = f"http://127.0.0.1:{port}"
+        auth = {"Authorization": f"Bearer {stack.dev_token(base_url)}"}
+        with httpx.Client(base_url=base_url, timeout=10, headers=auth) as http:
             job_id = http.post(
                 "/api/summaries", json={"text": "Digest runs this job in dev mode."}
             ).json()["id"]

@@ -79,7 +79,7 @@ def test_document_without_prose_fails_with_a_reason(digest_stack: Stack) -> None
 
 def test_answer_comes_before_the_work(digest_stack: Stack) -> None:
     text = (CORPUS / "pep-0492.rst").read_text(encoding="utf-8")
-    with httpx.Client(base_url=digest_stack.backend.url) as http:
+    with digest_stack.api as http:
         answer = http.post("/api/summaries", json={"text": text})
         assert answer.status_code == 202
         body = answer.json()
@@ -117,11 +117,13 @@ def test_large_document_does_not_hold_up_a_small_one(digest_stack: Stack) -> Non
     assert large_job["progress"]["total"] > 100
 
 
-def _read_events(url: str) -> list[tuple[str, int, dict[str, object]]]:
+def _read_events(
+    url: str, headers: dict[str, str]
+) -> list[tuple[str, int, dict[str, object]]]:
     """(event, id, data) for every event until the server ends the stream."""
     events = []
     kind, ident = "message", -1
-    with httpx.stream("GET", url, timeout=60) as answer:
+    with httpx.stream("GET", url, timeout=60, headers=headers) as answer:
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("text/event-stream")
         for line in answer.iter_lines():
@@ -137,7 +139,9 @@ def _read_events(url: str) -> list[tuple[str, int, dict[str, object]]]:
 def test_events_stream_follows_the_job_to_its_end(digest_stack: Stack) -> None:
     text = (CORPUS / "pep-0492.rst").read_text(encoding="utf-8")
     job_id = digest_stack.submit(text)
-    events = _read_events(f"{digest_stack.backend.url}/api/summaries/{job_id}/events")
+    events = _read_events(
+        f"{digest_stack.backend.url}/api/summaries/{job_id}/events", digest_stack.auth
+    )
 
     kinds = [kind for kind, _, _ in events]
     assert kinds[0] == "status"
@@ -155,13 +159,13 @@ def test_events_of_a_finished_job_are_its_state_then_the_end(
 ) -> None:
     job = digest_stack.wait(digest_stack.submit("A finished job has one more event."))
     url = f"{digest_stack.backend.url}/api/summaries/{job['id']}/events"
-    events = _read_events(url)
+    events = _read_events(url, digest_stack.auth)
     assert [kind for kind, _, _ in events] == ["status", "completed"]
 
 
 def test_events_of_an_unknown_job_is_a_404(digest_stack: Stack) -> None:
     url = f"{digest_stack.backend.url}/api/summaries/01JZZZZZZZZZZZZZZZZZZZZZZZ/events"
-    answer = httpx.get(url, timeout=10)
+    answer = httpx.get(url, timeout=10, headers=digest_stack.auth)
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "not_found"
 
@@ -170,4 +174,10 @@ def test_job_store_is_sqlite_in_wal_mode(digest_stack: Stack) -> None:
     with sqlite3.connect(digest_stack.home / "digest.db") as conn:
         assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
         tables = {row[0] for row in conn.execute("select name from sqlite_master")}
-    assert {"jobs", "job_steps", "job_chunks", "alembic_version"} <= tables
+    assert {
+        "jobs",
+        "job_steps",
+        "job_chunks",
+        "job_events",
+        "alembic_version",
+    } <= tables

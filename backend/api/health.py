@@ -18,7 +18,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: {"description": "The database and the executor answer"},
+        503: {"description": "The database or the executor does not answer"},
+    },
+)
 async def readyz(request: Request) -> JSONResponse:
     """The database answers and the executor is reachable."""
     settings: Settings = request.app.state.settings

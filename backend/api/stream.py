@@ -1,31 +1,35 @@
 """Server-Sent Events for one job: its state now, then every change.
 
-The stream re-reads the job at a short interval rather than waiting on a
-notification, so a client always reaches the terminal state even if a
-change happened between two reads; it is told the newest state, never an
-intermediate one it has not seen being skipped in silence (progress events
-carry the count done, not a delta).
+Each change of the job is one event (`status`, `progress`, then one of
+`completed`, `failed`, `cancelled`, after which the stream ends), read from
+the job's event log. The event id is the change's sequence number, so a
+client that reconnects with `Last-Event-ID` is sent exactly the changes it
+missed; one that connects without it gets the current state first.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import replace
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from backend.api.schemas import SummaryOut
-from backend.errors import NotFound
-from backend.store import Job, JobNotFound, JobStore
+from backend.api.access import owned_job
+from backend.api.feed import JobFeed
+from backend.api.schemas import SummaryOut, error_responses
+from backend.auth import User
+from backend.errors import InvalidHeader
+from backend.store import Job, JobEvent, JobStore, Progress
 
 router = APIRouter(prefix="/api/summaries", tags=["summaries"])
 
-POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 15
 FINAL_EVENT = {"succeeded": "completed", "failed": "failed", "cancelled": "cancelled"}
+EVENT_ID = re.compile(r"[0-9]{1,15}")
 
 
 @router.get(
@@ -33,43 +37,70 @@ FINAL_EVENT = {"succeeded": "completed", "failed": "failed", "cancelled": "cance
     response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The job's events"},
-        404: {"description": "No such job"},
+        204: {
+            "description": "The job had ended and Last-Event-ID was its final "
+            "event: nothing more will come (EventSource stops reconnecting)"
+        },
+        **error_responses(400, 401, 404, 422),
     },
 )
-async def job_events(request: Request, job_id: str) -> EventSourceResponse:
+async def job_events(
+    request: Request,
+    job_id: str,
+    user: User,
+    last_event_id: Annotated[
+        str | None,
+        Header(description="The id of the last event received, to resume after it"),
+    ] = None,
+) -> Response:
     """The job's status first, then `progress` per finished step, then
     `completed`, `failed` or `cancelled`, after which the stream ends."""
+    last = _parse_last_event_id(last_event_id)
+    job = await owned_job(request, job_id, user)
+    if last is not None and job.is_terminal and last >= job.version:
+        return Response(status_code=204)
     store: JobStore = request.app.state.store
-    try:
-        job = await store.get_job(job_id.upper())
-    except JobNotFound:
-        raise NotFound(f"no summary job with id '{job_id}'") from None
+    feed: JobFeed = request.app.state.feed
     return EventSourceResponse(
-        _events(store, job, request), ping=HEARTBEAT_SECONDS, send_timeout=30
+        _events(store, feed, job, last), ping=HEARTBEAT_SECONDS, send_timeout=30
     )
 
 
+def _parse_last_event_id(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return None
+    if not EVENT_ID.fullmatch(value.strip()):
+        raise InvalidHeader(
+            f"Last-Event-ID must be the number of an event this stream sent, "
+            f"not {value[:40]!r}; omit it to start from the current state"
+        )
+    return int(value.strip())
+
+
 async def _events(
-    store: JobStore, job: Job, request: Request
+    store: JobStore, feed: JobFeed, job: Job, last: int | None
 ) -> AsyncIterator[ServerSentEvent]:
-    yield _event("status", job)
-    seen_done, seen_status = job.progress.done, job.status
-    while not job.is_terminal:
-        await asyncio.sleep(POLL_SECONDS)
-        if await request.is_disconnected():
+    if last is None or last > job.version:
+        # A new client, or an id this job never sent: the state now. A
+        # client that has seen everything waits for the next change.
+        yield _sse("status", job, job.version)
+        if job.is_terminal:
+            yield _sse(FINAL_EVENT[job.status], job, job.version)
             return
-        job = await store.get_job(job.id)
-        if job.progress.done > seen_done:
-            yield _event("progress", job)
-        elif job.status != seen_status and not job.is_terminal:
-            yield _event("status", job)
-        seen_done, seen_status = job.progress.done, job.status
-    yield _event(FINAL_EVENT[job.status], job)
+        last = job.version
+    async for event in feed.follow(job.id, last):
+        if event.is_final:
+            # The summary or the error is on the job, not in the log.
+            yield _sse(event.kind, await store.get_job(job.id), event.seq)
+            return
+        yield _sse(event.kind, _as_of(job, event), event.seq)
 
 
-def _event(kind: str, job: Job) -> ServerSentEvent:
-    body: dict[str, Any] = SummaryOut.from_job(job).model_dump(mode="json")
-    # The id grows with every change, so a client that reconnects with
-    # Last-Event-ID can tell whether what it receives is news.
-    change = job.progress.done * 2 + (1 if job.is_terminal else 0)
-    return ServerSentEvent(data=json.dumps(body), event=kind, id=str(change))
+def _as_of(job: Job, event: JobEvent) -> Job:
+    progress = Progress(done=event.done, total=event.total, step=event.step)
+    return replace(job, status=event.status, progress=progress)  # type: ignore[arg-type]
+
+
+def _sse(kind: str, job: Job, seq: int) -> ServerSentEvent:
+    body = SummaryOut.from_job(job).model_dump(mode="json")
+    return ServerSentEvent(data=json.dumps(body), event=kind, id=str(seq))

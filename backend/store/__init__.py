@@ -1,5 +1,6 @@
 """The job store's public module: what the API and the functions may use."""
 
+from backend.store.changes import JobEvent
 from backend.store.engine import create_engine, is_sqlite
 from backend.store.jobs import (
     TERMINAL_STATUSES,
@@ -14,6 +15,7 @@ from backend.store.migrate import MigrationRequired, ensure_schema, upgrade
 __all__ = [
     "TERMINAL_STATUSES",
     "Job",
+    "JobEvent",
     "JobNotFound",
     "JobStatus",
     "JobStore",

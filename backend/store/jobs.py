@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ulid import ULID
 
+from backend.store.changes import JobEvent, change_job, events_after, steps_done
 from backend.store.models import JobChunkRow, JobRow, JobStepRow
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -42,9 +43,11 @@ class Progress:
 @dataclass(frozen=True)
 class Job:
     id: str
+    owner: str
     title: str | None
     status: JobStatus
     source_format: str
+    source_url: str | None
     max_sentences: int
     progress: Progress
     summary: list[str] | None
@@ -52,6 +55,8 @@ class Job:
     event_sent: bool
     created_at: datetime
     updated_at: datetime
+    # Sequence number of the job's latest event; 0 before any.
+    version: int
 
     @property
     def is_terminal(self) -> bool:
@@ -83,31 +88,85 @@ class JobStore:
     # -- creating and reading ------------------------------------------------
 
     async def create_job(
-        self, *, text: str, source_format: str, max_sentences: int, title: str | None
+        self,
+        *,
+        owner: str,
+        text: str,
+        source_format: str,
+        max_sentences: int,
+        title: str | None,
+        source_url: str | None = None,
     ) -> Job:
+        """A queued job for `text`, or for `source_url` (then `text` is "")."""
         now = _now()
         row = JobRow(
             id=str(ULID()),
+            owner=owner,
             title=title,
             status="queued",
             source_text=text,
             source_format=source_format,
+            source_url=source_url,
             max_sentences=max_sentences,
             progress_total=len(FIXED_STEPS),
             progress_step=None,
             created_at=now,
             updated_at=now,
+            version=0,
         )
         async with self._sessions.begin() as session:
             session.add(row)
-        return _to_job(row, done=0)
+            await session.flush()
+            await change_job(session, row.id, "status")
+        return await self.get_job(row.id)
 
     async def get_job(self, job_id: str) -> Job:
         async with self._sessions() as session:
             row = await session.get(JobRow, job_id)
             if row is None:
                 raise JobNotFound(job_id)
-            return _to_job(row, done=await _steps_done(session, job_id))
+            return _to_job(row, done=await steps_done(session, job_id))
+
+    async def list_jobs(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        status: str | None = None,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Job]:
+        """The owner's jobs, newest first, from just after `before`
+        (the created_at and id of the last job of the previous page)."""
+        done = (
+            select(func.count())
+            .select_from(JobStepRow)
+            .where(JobStepRow.job_id == JobRow.id)
+            .scalar_subquery()
+        )
+        query = select(JobRow, done).where(JobRow.owner == owner)
+        if status is not None:
+            query = query.where(JobRow.status == status)
+        if before is not None:
+            created, last_id = before
+            query = query.where(
+                or_(
+                    JobRow.created_at < created,
+                    and_(JobRow.created_at == created, JobRow.id < last_id),
+                )
+            )
+        query = query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
+        async with self._sessions() as session:
+            found = await session.execute(query)
+            return [_to_job(row, done=count) for row, count in found.all()]
+
+    async def events_after(self, job_id: str, seq: int) -> list[JobEvent]:
+        """The job's logged changes with a sequence number above `seq`."""
+        async with self._sessions() as session:
+            return await events_after(session, job_id, seq)
+
+    async def set_source(self, job_id: str, text: str, source_format: str) -> None:
+        """Replace the document to summarise (a fetched or converted source)."""
+        await self._update(job_id, source_text=text, source_format=source_format)
 
     async def get_source(self, job_id: str) -> tuple[str, str]:
         """The document's text and its declared format."""
@@ -164,10 +223,13 @@ class JobStore:
     async def mark_running(self, job_id: str) -> None:
         async with self._sessions.begin() as session:
             await _require(session, job_id)
-            await session.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status == "queued")
-                .values(status="running", updated_at=_now())
+            await change_job(
+                session,
+                job_id,
+                "status",
+                JobRow.status == "queued",
+                status="running",
+                updated_at=_now(),
             )
 
     async def finish_step(
@@ -181,8 +243,15 @@ class JobStore:
             async with self._sessions.begin() as session:
                 await _require(session, job_id)
                 session.add(JobStepRow(job_id=job_id, step=step, finished_at=_now()))
-                await session.execute(
-                    update(JobRow).where(JobRow.id == job_id).values(**values)
+                await session.flush()
+                # A step that ends after its job was cancelled changes
+                # nothing a client sees: the cancelled event stays the last.
+                await change_job(
+                    session,
+                    job_id,
+                    "progress",
+                    JobRow.status.not_in(TERMINAL_STATUSES),
+                    **values,
                 )
         except IntegrityError:
             # The step ran again after its first answer was lost; it has
@@ -216,10 +285,14 @@ class JobStore:
     async def succeed(self, job_id: str, summary: list[str]) -> None:
         async with self._sessions.begin() as session:
             await _require(session, job_id)
-            await session.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status.not_in(TERMINAL_STATUSES))
-                .values(status="succeeded", summary=summary, updated_at=_now())
+            await change_job(
+                session,
+                job_id,
+                "completed",
+                JobRow.status.not_in(TERMINAL_STATUSES),
+                status="succeeded",
+                summary=summary,
+                updated_at=_now(),
             )
             # The chunks were only needed while the job ran.
             await session.execute(
@@ -230,11 +303,37 @@ class JobStore:
         """Mark the job failed unless it already ended."""
         async with self._sessions.begin() as session:
             await _require(session, job_id)
-            await session.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status.not_in(TERMINAL_STATUSES))
-                .values(status="failed", error=reason, updated_at=_now())
+            await change_job(
+                session,
+                job_id,
+                "failed",
+                JobRow.status.not_in(TERMINAL_STATUSES),
+                status="failed",
+                error=reason,
+                updated_at=_now(),
             )
+
+    async def cancel(self, job_id: str) -> bool:
+        """Mark the job cancelled unless it already ended; whether it changed.
+
+        The step functions' succeed() and fail() leave a cancelled job as it
+        is, so the job ends cancelled whether or not the run stops at once.
+        """
+        async with self._sessions.begin() as session:
+            await _require(session, job_id)
+            changed = await change_job(
+                session,
+                job_id,
+                "cancelled",
+                JobRow.status.not_in(TERMINAL_STATUSES),
+                status="cancelled",
+                updated_at=_now(),
+            )
+            if changed:
+                await session.execute(
+                    delete(JobChunkRow).where(JobChunkRow.job_id == job_id)
+                )
+            return changed
 
     async def _update(self, job_id: str, **values: Any) -> None:
         async with self._sessions.begin() as session:
@@ -250,19 +349,14 @@ async def _require(session: AsyncSession, job_id: str) -> None:
         raise JobNotFound(job_id)
 
 
-async def _steps_done(session: AsyncSession, job_id: str) -> int:
-    found = await session.execute(
-        select(func.count()).select_from(JobStepRow).where(JobStepRow.job_id == job_id)
-    )
-    return int(found.scalar_one())
-
-
 def _to_job(row: JobRow, *, done: int) -> Job:
     return Job(
         id=row.id,
+        owner=row.owner,
         title=row.title,
         status=row.status,  # type: ignore[arg-type]
         source_format=row.source_format,
+        source_url=row.source_url,
         max_sentences=row.max_sentences,
         progress=Progress(done=done, total=row.progress_total, step=row.progress_step),
         summary=list(row.summary) if row.summary is not None else None,
@@ -270,4 +364,5 @@ def _to_job(row: JobRow, *, done: int) -> Job:
         event_sent=row.event_sent_at is not None,
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
+        version=row.version,
     )

@@ -19,10 +19,15 @@ class JobRow(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    # The `sub` of the token that created the job; rows from before owners
+    # existed hold "" and so belong to nobody.
+    owner: Mapped[str] = mapped_column(String(255), index=True, server_default="")
     title: Mapped[str | None] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(16), index=True)
     source_text: Mapped[str] = mapped_column(Text)
     source_format: Mapped[str] = mapped_column(String(16))
+    # Set for a job made from a URL: `load` fetches it and fills source_text.
+    source_url: Mapped[str | None] = mapped_column(Text)
     max_sentences: Mapped[int] = mapped_column(Integer)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
     progress_step: Mapped[str | None] = mapped_column(String(100))
@@ -34,6 +39,8 @@ class JobRow(Base):
     event_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Sequence number of the job's latest event (JobEventRow.seq).
+    version: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class JobStepRow(Base):
@@ -65,3 +72,24 @@ class JobChunkRow(Base):
     )
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     sentences: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class JobEventRow(Base):
+    """One change of a job as its event stream tells it: `status`,
+    `progress`, `completed`, `failed` or `cancelled`.
+
+    `seq` counts from 1 per job and is the SSE event id, so a client that
+    reconnects with Last-Event-ID is sent exactly what it missed.
+    """
+
+    __tablename__ = "job_events"
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    done: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    step: Mapped[str | None] = mapped_column(String(100))

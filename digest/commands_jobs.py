@@ -1,0 +1,281 @@
+"""`digest summarize`, `status`, `cancel` and `list`: the API from a shell.
+
+They talk to a running backend over HTTP, like any other client. Data
+(summaries, titles) goes to stdout as plain text, never through rich's
+markup; progress and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from digest.client import TERMINAL, ClientError, DevTokens, DigestClient, Json
+from digest.settings import get_settings
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+# Files sent as uploads even when they are UTF-8: the server converts them.
+UPLOADED_SUFFIXES = frozenset({".html", ".htm"})
+
+BackendUrl = Annotated[
+    str | None,
+    typer.Option("--url", help="Backend URL (default: the PUBLIC_URL setting)."),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="Bearer token (default: the DIGEST_TOKEN setting, or in dev one "
+        "fetched from the backend and cached under DIGEST_HOME).",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the job as JSON.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(summarize)
+    app.command()(status)
+    app.command()(cancel)
+    app.command("list")(list_jobs)
+
+
+@contextlib.contextmanager
+def _client(url: str | None, token: str | None) -> Iterator[DigestClient]:
+    """A client for the configured backend; any ClientError inside ends the
+    command with its one-line message and exit code 1."""
+    settings = get_settings()
+    base_url = (url or settings.public_url).rstrip("/")
+    if token is None and settings.digest_token is not None:
+        token = settings.digest_token.get_secret_value()
+    dev_tokens = None
+    if token is None and settings.is_dev:
+        dev_tokens = DevTokens(settings.digest_home / "cli-tokens.json", _subject())
+    try:
+        with DigestClient(base_url, token=token, dev_tokens=dev_tokens) as client:
+            yield client
+    except ClientError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _subject() -> str:
+    """A stable user for this account's dev tokens: its jobs stay listed
+    from one command to the next."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "user"
+    return "cli-" + (re.sub(r"[^A-Za-z0-9._-]", "-", name) or "user")
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def summarize(
+    source: Annotated[
+        str, typer.Argument(metavar="FILE|URL", help="A document file, or its URL.")
+    ],
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the job and print the summary.")
+    ] = False,
+    as_json: AsJson = False,
+    title: Annotated[str | None, typer.Option(help="Title of the summary.")] = None,
+    max_sentences: Annotated[
+        int | None, typer.Option(min=1, max=50, help="Sentences to keep.")
+    ] = None,
+    url: BackendUrl = None,
+    token: Token = None,
+) -> None:
+    """Ask the backend to summarise FILE or URL."""
+    fields: Json = {}
+    if max_sentences is not None:
+        fields["max_sentences"] = max_sentences
+    with _client(url, token) as client:
+        accepted = _submit(client, source, title, fields)
+        job_id = accepted["id"]
+        if not wait:
+            if as_json:
+                _print_json(accepted)
+            else:
+                typer.echo(f"{job_id}  queued")
+                typer.echo(f"follow it with: digest status {job_id}", err=True)
+            return
+        try:
+            job = _follow(client, job_id, show_progress=not as_json)
+        except KeyboardInterrupt:
+            typer.echo(
+                f"stopped following; the job goes on: digest status {job_id}",
+                err=True,
+            )
+            raise typer.Exit(130) from None
+    if as_json:
+        _print_json(job)
+    else:
+        _print_result(job)
+    raise typer.Exit(0 if job["status"] == "succeeded" else 1)
+
+
+def _submit(client: DigestClient, source: str, title: str | None, fields: Json) -> Json:
+    if re.match(r"https?://", source, re.IGNORECASE):
+        return client.submit_url(source, **_titled(fields, title))
+    path = Path(source)
+    if not path.is_file():
+        raise ClientError(f"no such file: {source} (give a file or an http(s) URL)")
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ClientError(f"cannot read {source}: {exc.strerror}") from None
+    fields = _titled(fields, title or path.name)
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or path.suffix.lower() in UPLOADED_SUFFIXES:
+        # The backend's upload route reads other encodings and turns HTML
+        # into text; plain UTF-8 goes as text, whatever the file's name.
+        return client.submit_file(path, content, **fields)
+    return client.submit_text(text, **fields)
+
+
+def _titled(fields: Json, title: str | None) -> Json:
+    return {**fields, "title": title} if title else fields
+
+
+def _follow(client: DigestClient, job_id: str, *, show_progress: bool) -> Json:
+    job: Json = {"id": job_id, "status": "queued"}
+    columns = (
+        # Step names come from the server: shown as they are, not as markup.
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    console = Console(stderr=True)
+    with Progress(
+        *columns, console=console, disable=not show_progress, transient=False
+    ) as bar:
+        task = bar.add_task(f"{job_id} queued", total=None)
+        for event in client.events(job_id):
+            job = event.job
+            progress = job["progress"]
+            described = job["status"]
+            if progress["step"] and job["status"] not in TERMINAL:
+                described += f": step {progress['step']}"
+            bar.update(
+                task,
+                description=described,
+                completed=progress["done"],
+                total=progress["total"] or None,
+            )
+    return job
+
+
+def _print_result(job: Json) -> None:
+    if job["status"] != "succeeded":
+        reason = job.get("error") or "no reason given"
+        typer.echo(f"job {job['id']} {job['status']}: {reason}", err=True)
+        return
+    if job.get("title"):
+        typer.echo(f"Summary of {job['title']}")
+    for sentence in job.get("sentences") or []:
+        typer.echo(f"  - {sentence}")
+
+
+def status(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id.")],
+    as_json: AsJson = False,
+    url: BackendUrl = None,
+    token: Token = None,
+) -> None:
+    """Show a job: its status, progress and summary or error."""
+    with _client(url, token) as client:
+        job = client.job(job_id)
+    if as_json:
+        _print_json(job)
+        return
+    progress = job["progress"]
+    where = f"{progress['done']}/{progress['total']}"
+    if progress.get("step") and job["status"] not in TERMINAL:
+        where = f"step {progress['step']}, {where}"
+    typer.echo(f"id       {job['id']}")
+    typer.echo(f"title    {job.get('title') or '-'}")
+    typer.echo(f"status   {job['status']} ({where})")
+    typer.echo(f"created  {job['created_at']}")
+    typer.echo(f"updated  {job['updated_at']}")
+    if job.get("error"):
+        typer.echo(f"error    {job['error']}")
+    for sentence in job.get("sentences") or []:
+        typer.echo(f"  - {sentence}")
+
+
+def cancel(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id.")],
+    as_json: AsJson = False,
+    url: BackendUrl = None,
+    token: Token = None,
+) -> None:
+    """Cancel a job that is queued or running."""
+    with _client(url, token) as client:
+        job = client.cancel(job_id)
+    if as_json:
+        _print_json(job)
+    else:
+        typer.echo(f"{job['id']}  {job['status']}")
+
+
+def list_jobs(
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help=f"Only jobs in this state: {', '.join(STATUSES)}."
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="Jobs per page.")] = 20,
+    cursor: Annotated[
+        str | None, typer.Option(help="Page from a previous listing.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the page as JSON.")
+    ] = False,
+    url: BackendUrl = None,
+    token: Token = None,
+) -> None:
+    """List your jobs, newest first."""
+    if status is not None and status not in STATUSES:
+        raise typer.BadParameter(
+            f"'{status}' is not one of {', '.join(STATUSES)}", param_hint="--status"
+        )
+    with _client(url, token) as client:
+        page = client.jobs(status=status, cursor=cursor, limit=limit)
+    if as_json:
+        _print_json(page)
+        return
+    items = page.get("items") or []
+    if not items:
+        typer.echo("no jobs", err=True)
+    for job in items:
+        progress = job["progress"]
+        counted = f"{progress['done']}/{progress['total']}"
+        title = job.get("title") or "-"
+        typer.echo(
+            f"{job['id']}  {job['status']:<9}  {counted:>7}  "
+            f"{job['created_at'][:19]}  {title}"
+        )
+    if page.get("next_cursor"):
+        typer.echo(f"more: digest list --cursor {page['next_cursor']}", err=True)

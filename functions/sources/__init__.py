@@ -1,0 +1,1 @@
+"""Where a document comes from besides pasted text: files and URLs."""
