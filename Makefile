@@ -33,7 +33,7 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint  ## The whole test suite, after lint.
+test: lint browser  ## The whole test suite, after lint.
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install  ## Benchmarks (slow; not part of the tests).
