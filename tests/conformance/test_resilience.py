@@ -174,50 +174,62 @@ def test_blocking_step_does_not_stall_other_runs(
     assert wait_for_run(executor.url, slow_event)["output"] == "done hogging"
 
 
-def _start_phases(app: App, phases: list[str]) -> dict[str, tuple[str, str]]:
-    started = {}
+def _start_phases(
+    app: App, phases: list[str], copies: int
+) -> list[tuple[str, str, str]]:
+    """Start `copies` runs of each phase; (phase, key, event id) for each."""
+    started = []
     for phase in phases:
-        k = f"{phase}-{time.monotonic_ns()}"
-        started[phase] = (k, app.send("resilience/durable", {"key": k, "phase": phase}))
-    for phase, (k, _) in started.items():
+        for _ in range(copies):
+            k = f"{phase}-{time.monotonic_ns()}"
+            event_id = app.send("resilience/durable", {"key": k, "phase": phase})
+            started.append((phase, k, event_id))
+    for phase, k, _ in started:
         wait_until(lambda k=k: app.marks(k, "begin") or None, 10, f"{phase} begins")
-    wait_until(
-        lambda: (
-            app.marks(started["mid-step"][0], "slow") or None
-            if "mid-step" in started
-            else True
-        ),
-        10,
-        "the slow step to start",
-    )
-    time.sleep(0.5)  # sleeps, waits and the invoke are registered
+        if phase == "mid-step":
+            wait_until(lambda k=k: app.marks(k, "slow") or None, 10, "a slow step")
+    time.sleep(0.5)  # sleeps, waits and the invokes are registered
     return started
 
 
 def test_runs_resume_after_the_executor_is_killed(
     own_executor: Callable[..., Executor], served: Callable[..., App]
 ) -> None:
+    """20 runs in flight (mid-step, sleeping, waiting, waiting on an invoke,
+    sleeping for an hour) survive SIGKILL: after the restart each finishes
+    once or is cancelled, and no sleep or step fires twice."""
     executor = own_executor()
     app = served(executor)
-    started = _start_phases(app, ["mid-step", "sleep", "wait", "invoke", "forever"])
+    phases = ["mid-step", "sleep", "wait", "invoke", "forever"]
+    started = _start_phases(app, phases, copies=4)
     assert executor.process is not None
     executor.process.kill()
     executor.restart()
-    app.send("resilience/resume", {"key": started["wait"][0], "note": "go on"})
-    forever = _run_id(app, started["forever"][1])
-    assert httpx.delete(f"{executor.url}/v1/runs/{forever}").status_code == 200
+    for phase, k, _ in started:
+        if phase == "wait":
+            app.send("resilience/resume", {"key": k, "note": "go on"})
+        elif phase == "forever":
+            run_id = _run_id(app, _event_of(started, k))
+            answer = httpx.delete(f"{executor.url}/v1/runs/{run_id}")
+            assert answer.status_code == 200
     expected = {
         "mid-step": "slow done",
         "sleep": "slept",
         "wait": "go on",
         "invoke": 15,
     }
-    for phase, output in expected.items():
-        k, event_id = started[phase]
-        run = wait_for_run(executor.url, event_id)
-        assert (run["status"], run["output"]) == ("Completed", output), phase
+    for phase, k, event_id in started:
+        run = wait_for_run(executor.url, event_id, timeout=30)
+        if phase == "forever":
+            assert run["status"] == "Cancelled"
+            assert app.marks(k, "end") == []
+            continue
+        assert (run["status"], run["output"]) == ("Completed", expected[phase]), phase
         assert app.marks(k, "end") == ["ran"], phase
-    assert wait_for_run(executor.url, started["forever"][1])["status"] == "Cancelled"
+
+
+def _event_of(started: list[tuple[str, str, str]], key: str) -> str:
+    return next(event_id for _, k, event_id in started if k == key)
 
 
 def test_recovery_waits_out_a_locked_database(
@@ -225,7 +237,7 @@ def test_recovery_waits_out_a_locked_database(
 ) -> None:
     executor = own_executor()
     app = served(executor)
-    started = _start_phases(app, ["sleep", "wait"])
+    started = _start_phases(app, ["sleep", "wait"], copies=1)
     assert executor.process is not None
     assert executor.data_dir is not None
     executor.process.kill()
@@ -249,9 +261,11 @@ def test_recovery_waits_out_a_locked_database(
         executor.restart()
     finally:
         holder.wait(timeout=10)
-    app.send("resilience/resume", {"key": started["wait"][0], "note": "unlocked"})
-    for phase, output in (("sleep", "slept"), ("wait", "unlocked")):
-        k, event_id = started[phase]
+    outputs = {"sleep": "slept", "wait": "unlocked"}
+    for phase, k, _ in started:
+        if phase == "wait":
+            app.send("resilience/resume", {"key": k, "note": "unlocked"})
+    for phase, k, event_id in started:
         run = wait_for_run(executor.url, event_id)
-        assert (run["status"], run["output"]) == ("Completed", output), phase
+        assert (run["status"], run["output"]) == ("Completed", outputs[phase]), phase
         assert app.marks(k, "end") == ["ran"], phase
