@@ -127,12 +127,14 @@ class Executor:
         events: list[dict[str, Any]] | None = None,
         first_call_at: int | None = None,
         claim: bool = True,
+        skipped: bool = False,
     ) -> str | None:
         """Create a run of ``function`` for ``item``; None if de-duplicated.
 
         Flow control passes ``events`` for a batch, ``first_call_at`` for a
-        throttled or prioritised start, and ``claim=False`` because it has
-        de-duplicated the event itself.
+        throttled or prioritised start, ``claim=False`` because it has
+        de-duplicated the event itself, and ``skipped`` for a run that a
+        rate limit, idempotency key or singleton dropped.
         """
         fn_id = function["id"]
         run_id = str(ULID())
@@ -157,6 +159,21 @@ class Executor:
             max_attempts=retry.max_attempts(function, self._config.default_retries),
             created_at=now,
         )
+        if skipped:
+            # The official server's record of a dropped run: ended when
+            # created, with no queue item, no cancel listeners or deadlines,
+            # and no lifecycle events (it never ran, so nothing finished).
+            run.status = "Skipped"
+            run.ended_at = now
+            self._store.save_run(run)
+            logger.info(
+                "run %s of %s for event %s (%s) recorded as Skipped",
+                run_id,
+                fn_id,
+                item.internal_id,
+                item.event["name"],
+            )
+            return run_id
         self._store.save_run(run)
         due = now if first_call_at is None else first_call_at
         self._store.enqueue(run_id, wire.DISCOVERY, "call", 0, due)

@@ -124,7 +124,9 @@ class Run:
 
     @property
     def ended(self) -> bool:
-        return self.status in ("Completed", "Failed", "Cancelled")
+        # Skipped runs (dropped by a limit) are born ended: nothing may
+        # call, resume or cancel them.
+        return self.status in ("Completed", "Failed", "Cancelled", "Skipped")
 
 
 @dataclass

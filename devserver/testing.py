@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 import httpx
 
 T = TypeVar("T")
-ENDED = frozenset({"Completed", "Failed", "Cancelled"})
+# Skipped: a run a limit dropped, recorded already ended (protocol 6.11).
+ENDED = frozenset({"Completed", "Failed", "Cancelled", "Skipped"})
 
 
 def free_port() -> int:

@@ -6,6 +6,11 @@ about to exist, idempotency or rate limit (drop), singleton (drop or
 cancel the active run), and finally throttle and priority (when the run's
 first call is due). Every decision is made inside the caller's store
 transaction, together with the run it creates.
+
+A run that a limit drops is still recorded, as the official server does: a
+run with status ``Skipped`` that never calls the app (protocol 6.5, 6.9).
+A repeated event id is different: it only fails to start runs (3.4), so it
+leaves no run at all.
 """
 
 from __future__ import annotations
@@ -32,7 +37,11 @@ IDEMPOTENCY_WINDOW_MS = 24 * 3_600_000
 
 
 class StartRun(Protocol):
-    """The executor's run creation: ``item`` is the run's event."""
+    """The executor's run creation: ``item`` is the run's event.
+
+    With ``skipped`` it records a run that a limit dropped: ended at once,
+    never called.
+    """
 
     def __call__(
         self,
@@ -42,6 +51,7 @@ class StartRun(Protocol):
         events: list[dict[str, Any]] | None = None,
         first_call_at: int | None = None,
         claim: bool = True,
+        skipped: bool = False,
     ) -> str | None: ...
 
 
@@ -202,7 +212,10 @@ class Admission:
         events: list[dict[str, Any]],
         now: int,
     ) -> int:
-        """Start a run unless a limit drops it; 1 if started, else 0."""
+        """Start a run, or record a skipped one if a limit drops it.
+
+        1 if a run started, else 0.
+        """
         fn_id = function["id"]
         event_id = item.internal_id
         event = item.event
@@ -212,6 +225,7 @@ class Admission:
                 fn_id,
                 event_id,
             )
+            self._skip(function, item, events)
             return 0
         singleton = function.get("singleton")
         singleton_key: str | None = None
@@ -226,6 +240,7 @@ class Admission:
                         event_id,
                         active,
                     )
+                    self._skip(function, item, events)
                     return 0
                 logger.info(
                     "singleton %s: cancelling run %s for a new one", fn_id, active
@@ -243,6 +258,16 @@ class Admission:
         if singleton_key is not None:
             self._state.set_singleton_run(fn_id, singleton_key, run_id)
         return 1
+
+    def _skip(
+        self,
+        function: dict[str, Any],
+        item: ev.Accepted,
+        events: list[dict[str, Any]],
+    ) -> None:
+        # claim=False: the event id was claimed in admit(); a second claim
+        # would find it taken.
+        self._start_run(function, item, events=events, claim=False, skipped=True)
 
     def _limits_allow(
         self, function: dict[str, Any], event: dict[str, Any], now: int

@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ulid import ULID
 
 from devserver import cron, retry, wire
 from devserver import events as ev
+from devserver.config import ExecutorConfig
+from devserver.executor import Executor
 from devserver.flow.admission import Admission
 from devserver.flow.concurrency import ConcurrencyGate, run_slots
 from devserver.flow.expr import MAX_PRIORITY_S, key_value, priority_s
@@ -273,6 +276,8 @@ class Harness:
         self.store = Store(path / "executor.db")
         self.clock = Clock(1_000_000)
         self.started: list[dict[str, Any]] = []
+        # Data of the events whose runs a limit recorded as Skipped.
+        self.skipped: list[dict[str, Any]] = []
         self.cancelled: list[str] = []
         self.admission = Admission(
             self.store, FlowState(self.store.db), self.start, self.cancel, self.clock
@@ -287,7 +292,12 @@ class Harness:
         events: list[dict[str, Any]] | None = None,
         first_call_at: int | None = None,
         claim: bool = True,
+        skipped: bool = False,
     ) -> str | None:
+        assert not claim, "admission de-duplicates event ids itself"
+        if skipped:
+            self.skipped.append(item.event["data"])
+            return f"skipped-{len(self.skipped)}"
         run_id = f"run-{len(self.started)}"
         self.store.save_run(
             Run(
@@ -361,29 +371,85 @@ def test_rate_limit_idempotency_and_dedup(harness: Harness) -> None:
         "id": "r",
         "rateLimit": {"limit": 1, "period": "1m", "key": "event.data.k"},
     }
-    for k in ("a", "a", "b"):
-        harness.send(limited, k=k)
+    for n, k in enumerate(("a", "a", "b")):
+        harness.send(limited, k=k, n=n)
     assert len(harness.started) == 2
+    assert harness.skipped == [{"k": "a", "n": 1}]
     harness.advance(MINUTE)
     harness.send(limited, k="a")
     assert len(harness.started) == 3
     idem = {"id": "i", "idempotency": "event.data.k"}
-    harness.send(idem, k="x")
-    harness.send(idem, k="x")
+    harness.send(idem, k="x", n=1)
+    harness.send(idem, k="x", n=2)
     assert len(harness.started) == 4
+    assert harness.skipped[1:] == [{"k": "x", "n": 2}]
 
 
 def test_singleton_skip_and_cancel(harness: Harness) -> None:
     skip = {"id": "s", "singleton": {"mode": "skip", "key": "event.data.k"}}
     harness.send(skip, k="a")
-    harness.send(skip, k="a")
+    harness.send(skip, k="a", n=2)
     harness.send(skip, k="b")
     assert len(harness.started) == 2
+    assert harness.skipped == [{"k": "a", "n": 2}]
     cancel = {"id": "c", "singleton": {"mode": "cancel"}}
     harness.send(cancel)
     harness.send(cancel)
     assert harness.cancelled == [harness.started[2]["run_id"]]
     assert len(harness.started) == 4
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [
+        {"rateLimit": {"limit": 1, "period": "1m", "key": "event.data.k"}},
+        {"idempotency": "event.data.k"},
+        {"singleton": {"mode": "skip", "key": "event.data.k"}},
+    ],
+    ids=["rate-limit", "idempotency", "singleton-skip"],
+)
+def test_dropped_event_leaves_a_skipped_run(
+    tmp_path: Path, limit: dict[str, Any]
+) -> None:
+    store = Store(tmp_path / "executor.db")
+    executor = Executor(store, ExecutorConfig(data_dir=tmp_path), lambda: None)
+    function = {
+        "id": "f",
+        "triggers": [{"event": "t/e"}],
+        "steps": {"step": {"runtime": {"url": "http://127.0.0.1:9/api"}}},
+        **limit,
+    }
+    store.save_app("app", "http://127.0.0.1:9/api", "sum", "sync", 0, [function])
+
+    def send(k: str, event_id: str | None = None) -> str:
+        raw: dict[str, Any] = {"name": "t/e", "data": {"k": k}}
+        if event_id is not None:
+            raw["id"] = event_id
+        item = ev.normalise(raw, str(ULID()), 0)
+        executor.ingest([item])
+        return item.internal_id
+
+    first, dropped = send("a"), send("a")
+    [started] = store.runs_for_event(first)
+    assert started.status == "Queued"
+    [skipped] = store.runs_for_event(dropped)
+    assert skipped.status == "Skipped"
+    assert skipped.ended
+    assert skipped.ended_at == skipped.created_at
+    assert skipped.started_at is None
+    assert skipped.output is None
+    queued = "SELECT COUNT(*) FROM queue WHERE run_id = ?"
+    assert store.db.execute(queued, (skipped.run_id,)).fetchone()[0] == 0
+    assert store.get_run(skipped.run_id) == skipped
+    # Cancelling answers as for any ended run and changes nothing.
+    assert executor.cancel(skipped.run_id)
+    assert store.get_run(skipped.run_id) == skipped
+    # Never ran, so no inngest/function.* events.
+    names = {e.event["name"] for e in store.list_events(100, None, None)}
+    assert not names & ev.LIFECYCLE_EVENTS
+    # A repeated event id only fails to start runs (protocol 3.4): no run.
+    assert len(store.runs_for_event(send("b", "same-id"))) == 1
+    assert store.runs_for_event(send("c", "same-id")) == []
 
 
 def test_throttle_and_priority_set_the_first_call_time(harness: Harness) -> None:

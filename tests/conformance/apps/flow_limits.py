@@ -41,6 +41,8 @@ async def throttled(ctx: inngest.Context) -> dict[str, Any]:
     retries=0,
 )
 async def rate_limited(ctx: inngest.Context) -> Any:
+    # Marks show which events' runs called the app: a skipped one never does.
+    mark(ctx.event.data["key"], "rate", str(ctx.event.data["n"]))
     return ctx.event.data["n"]
 
 
@@ -51,6 +53,7 @@ async def rate_limited(ctx: inngest.Context) -> Any:
     retries=0,
 )
 async def idempotent(ctx: inngest.Context) -> Any:
+    mark(ctx.event.data["key"], "idempotent", str(ctx.event.data["n"]))
     return ctx.event.data["n"]
 
 
@@ -61,6 +64,9 @@ async def idempotent(ctx: inngest.Context) -> Any:
     retries=0,
 )
 async def single(ctx: inngest.Context) -> Any:
+    # Once per call (before and after the sleep), so once per run is not
+    # guaranteed; the tests only look at which events called.
+    mark(ctx.event.data["key"], "single", str(ctx.event.data["n"]))
     await ctx.step.sleep("hold", datetime.timedelta(seconds=2))
     return ctx.event.data["n"]
 
