@@ -54,13 +54,17 @@ class AppCaller:
                     self._client, "POST", url, body, headers
                 )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            # Nothing listens: a failed attempt, as on the official server,
-            # and the app shows as unreachable until it answers again.
+            # Nothing listens, so nothing ran: the app is restarting or gone.
+            # The official server spends an attempt here; Digest keeps the run
+            # queued without spending one (as for a 404), because a backend
+            # restarted for a few seconds would otherwise burn every retry and
+            # the failure handler's single attempt, leaving the job unfinished.
             return wire.CallResult(
                 wire.Outcome.ERROR,
                 error=wire.error_object(
                     "ConnectionError", f"could not connect to {url}: {exc!r}"
                 ),
+                free_retry=True,
                 unreachable=True,
             )
         except httpx.TimeoutException:

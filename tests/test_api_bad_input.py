@@ -41,6 +41,10 @@ BAD_BODIES = [
     pytest.param({"url": "file:///etc/passwd"}, 422, "scheme", id="file-url"),
     pytest.param({"url": "https://"}, 422, "url", id="url-without-host"),
     pytest.param({"url": "http://u:p@a.example/"}, 422, "password", id="url-creds"),
+    pytest.param({"url": "a.example/page"}, 422, "no scheme", id="url-no-scheme"),
+    pytest.param({"url": "http://a.example:99999/"}, 422, "port", id="url-port"),
+    pytest.param({"url": "http://a ex.example/"}, 422, "host", id="url-space"),
+    pytest.param({"url": "http://127.0.0.1%2e/"}, 422, "host", id="url-pct-host"),
     pytest.param({"text": 5}, 422, "text", id="text-not-string"),
     pytest.param({"text": "A b c d.", "colour": "red"}, 422, "colour", id="unknown"),
     pytest.param(

@@ -156,6 +156,7 @@ def test_cancelling_a_running_job(digest_stack: Stack) -> None:
         answer = http.post(f"/api/summaries/{job_id}/cancel")
     assert answer.status_code == 202, answer.text
     assert answer.json()["status"] == "cancelled"
+    progress_at_cancel = answer.json()["progress"]
 
     _, events = _stream(digest_stack, job_id, last_id=0)
     assert events[-1][0] == "cancelled"
@@ -173,6 +174,8 @@ def test_cancelling_a_running_job(digest_stack: Stack) -> None:
     job = digest_stack.job(job_id)
     assert job["status"] == "cancelled"
     assert job["summary"] is None
+    # Steps that were in flight when the job was cancelled move nothing.
+    assert job["progress"] == progress_at_cancel
     with digest_stack.api as http:
         again = http.post(f"/api/summaries/{job_id}/cancel")
     assert again.status_code == 409

@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ulid import ULID
@@ -242,10 +253,27 @@ class JobStore:
         try:
             async with self._sessions.begin() as session:
                 await _require(session, job_id)
-                session.add(JobStepRow(job_id=job_id, step=step, finished_at=_now()))
-                await session.flush()
-                # A step that ends after its job was cancelled changes
-                # nothing a client sees: the cancelled event stays the last.
+                # One statement, so that a cancel committed while this step
+                # waited for the write lock is seen: a step that ends after
+                # its job ended changes nothing a client sees, neither the
+                # progress count nor the events (`cancelled` stays the last).
+                counted = await session.execute(
+                    insert(JobStepRow).from_select(
+                        ["job_id", "step", "finished_at"],
+                        select(
+                            literal(job_id),
+                            literal(step),
+                            literal(_now(), type_=DateTime(timezone=True)),
+                        ).where(
+                            exists().where(
+                                JobRow.id == job_id,
+                                JobRow.status.not_in(TERMINAL_STATUSES),
+                            )
+                        ),
+                    )
+                )
+                if counted.rowcount == 0:  # type: ignore[attr-defined]
+                    return
                 await change_job(
                     session,
                     job_id,

@@ -82,13 +82,21 @@ def parse_url(url: str) -> httpx.URL:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
         raise FetchRefused(f"not a valid URL ({exc})") from None
-    if parsed.scheme not in ALLOWED_SCHEMES:
-        shown = parsed.scheme or "none"
+    if not parsed.scheme:
         raise FetchRefused(
-            f"the scheme {shown!r} is not fetched; give an http:// or https:// URL"
+            "the URL has no scheme; give a full URL starting with http:// or https://"
+        )
+    if parsed.scheme not in ALLOWED_SCHEMES:
+        raise FetchRefused(
+            f"the scheme {parsed.scheme!r} is not fetched; "
+            "give an http:// or https:// URL"
         )
     if not parsed.host:
         raise FetchRefused("the URL names no host")
+    if any(char.isspace() or char in "%<>\\^`{|}" for char in parsed.host):
+        raise FetchRefused(f"the host {parsed.host!r} is not a valid host name")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise FetchRefused(f"the port {parsed.port} is out of range (1-65535)")
     if parsed.userinfo:
         raise FetchRefused("URLs with a user name or password are not fetched")
     return parsed
