@@ -11,23 +11,25 @@ import inngest.fast_api
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from backend.api import dev, health, listing, stream, summaries
+from backend.api import dev, listing, stream, summaries
 from backend.api.feed import JobFeed
 from backend.auth import TokenVerifier
 from backend.errors import install_error_handlers
 from backend.events import EventSender
-from backend.store.shared import close_shared_stores, shared_store
 from backend.web import router as web_router
+from digest.service import (
+    UnsafeSettings,
+    health_router,
+    job_store_open,
+    refuse_unsafe_fetch,
+)
 from digest.settings import DEV_JWT_SECRET, Settings, get_settings
 from functions.client import create_client
-from functions.cpu import shutdown_pool
 from functions.generate_summary import build_functions
 
 log = logging.getLogger("digest.backend")
 
-
-class UnsafeSettings(RuntimeError):
-    pass
+__all__ = ["UnsafeSettings", "create_app", "refuse_unsafe"]
 
 
 def refuse_unsafe(settings: Settings) -> None:
@@ -42,8 +44,7 @@ def refuse_unsafe(settings: Settings) -> None:
         )
     if settings.jwt_secret == DEV_JWT_SECRET:
         raise UnsafeSettings("AUTH_JWT_SECRET is the public dev secret; set your own")
-    if settings.fetch_allow_loopback_for_tests:
-        raise UnsafeSettings("FETCH_ALLOW_LOOPBACK_FOR_TESTS is for tests; unset it")
+    refuse_unsafe_fetch(settings)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,29 +54,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Dev migrates its SQLite file on start; prod refuses to start on an
-        # unmigrated database, since migrating is a deliberate release step.
-        store = await shared_store(settings.database_url, migrate=settings.is_dev)
-        sender = EventSender(client, store)
-        app.state.store = store
-        app.state.events = sender
-        app.state.feed = JobFeed(store)
-        relay = asyncio.create_task(sender.relay_forever(), name="event-relay")
-        log.info(
-            "backend ready (profile %s, executor %s)",
-            settings.app_env,
-            settings.executor_url if settings.is_dev else "Inngest Cloud",
-        )
-        try:
-            yield
-        finally:
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
-            await app.state.feed.close()
-            shutdown_pool()
-            await close_shared_stores()
-            log.info("backend stopped")
+        async with job_store_open(settings) as store:
+            sender = EventSender(client, store)
+            app.state.store = store
+            app.state.events = sender
+            app.state.feed = JobFeed(store)
+            relay = asyncio.create_task(sender.relay_forever(), name="event-relay")
+            log.info(
+                "backend ready (profile %s, executor %s, functions %s)",
+                settings.app_env,
+                settings.executor_url if settings.is_dev else "Inngest Cloud",
+                "served at /api/inngest"
+                if settings.serve_functions
+                else "served elsewhere",
+            )
+            try:
+                yield
+            finally:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
+                await app.state.feed.close()
+        log.info("backend stopped")
 
     app = FastAPI(
         title="Digest",
@@ -97,9 +97,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(summaries.router)
     app.include_router(listing.router)
     app.include_router(stream.router)
-    app.include_router(health.router)
+    app.include_router(health_router)
     if settings.is_dev:
         app.include_router(dev.router)
     app.include_router(web_router)
-    inngest.fast_api.serve(app, client, build_functions(client, settings))
+    if settings.serve_functions:
+        # Otherwise a functions service of its own serves them (`functions.app`)
+        # and this process only sends events.
+        inngest.fast_api.serve(app, client, build_functions(client, settings))
     return app

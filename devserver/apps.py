@@ -58,11 +58,22 @@ def register(store: Store, payload: object) -> Registered:
     app_id = stable_uuid(f"app:{app_name}")
     sync_id = str(uuid.uuid4())
     modified = store.app_checksum(app_name) != checksum
+    previous_url = store.app_url(app_name)
     # Every sync is stored, changed or not: it refreshes the sync time and
     # the app's reachability, and brings back functions archived meanwhile.
     with store.transaction():
         store.save_app(app_name, url, checksum, sync_id, now_ms(), functions)
         record_sync(store, app_name, payload)
+    if previous_url is not None and previous_url != url:
+        # One app id has one URL: a sync from another URL replaces the first
+        # (the app moved, e.g. its functions now run as a service of their
+        # own), so each event still runs once.
+        logger.warning(
+            "app %s moved from %s to %s: its functions are called at the new URL only",
+            app_name,
+            previous_url,
+            url,
+        )
     logger.log(
         logging.INFO if modified else logging.DEBUG,
         "app %s synced from %s with %d function(s)%s: %s",

@@ -248,6 +248,12 @@ class Store:
         ).fetchone()
         return None if row is None else str(row["checksum"])
 
+    def app_url(self, app_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT url FROM apps WHERE app_id = ?", (app_id,)
+        ).fetchone()
+        return None if row is None else str(row["url"])
+
     def save_app(
         self,
         app_id: str,

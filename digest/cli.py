@@ -22,6 +22,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The job store's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+functions_app = typer.Typer(
+    help="Digest's step functions as a service of their own.", no_args_is_help=True
+)
+app.add_typer(functions_app, name="functions")
 commands_jobs.register(app)
 
 Host = Annotated[str, typer.Option("--host", help="Address to listen on.")]
@@ -64,6 +68,27 @@ def serve(
     uvicorn.run(
         "backend.app:create_app",
         factory=True,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=verbose,
+    )
+
+
+@functions_app.command("serve")
+def functions_serve(
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    verbose: Verbose = False,
+) -> None:
+    """Serve the step functions alone at /api/inngest (`functions.app:app`).
+
+    Run the backend with SERVE_FUNCTIONS=false beside it, and sync the
+    executor with this service's /api/inngest.
+    """
+    logs.configure(verbose)
+    uvicorn.run(
+        "functions.app:app",
         host=host,
         port=port,
         log_config=None,

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
 
     # Inngest app id shared by the backend and the functions service.
     inngest_app_id: str = "digest"
+    # Whether the backend serves the step functions itself at /api/inngest
+    # (one service). False when they run as a service of their own
+    # (`digest functions serve`, `functions.app:app`): the backend then has
+    # no /api/inngest and only sends events. Sync the executor with
+    # whichever serves them, never with both.
+    serve_functions: bool = True
     # Largest accepted document, in bytes of UTF-8 text.
     max_text_bytes: int = 2_000_000
     # Characters of prose per summarize-chunk step.

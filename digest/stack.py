@@ -171,8 +171,37 @@ def start_backend(
     return service
 
 
+def start_functions_service(
+    *,
+    executor_url: str,
+    database_url: str,
+    log_path: Path,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Service:
+    """`digest functions serve`: the step functions alone, at /api/inngest.
+
+    Sync the executor with it (`sync_app(service.url)`) and run the backend
+    beside it with SERVE_FUNCTIONS=false.
+    """
+    port = port or free_port()
+    url = f"http://{LOOPBACK}:{port}"
+    settings_env = {
+        "INNGEST_DEV": "1",
+        "INNGEST_BASE_URL": executor_url,
+        "DATABASE_URL": database_url,
+        **(env or {}),
+    }
+    args = ["-m", "digest.cli", "functions", "serve"]
+    args += ["--host", LOOPBACK, "--port", str(port)]
+    service = _spawn("functions", args, url=url, log_path=log_path, env=settings_env)
+    service.wait_until_ready("/healthz")
+    return service
+
+
 def sync_app(backend_url: str, *, timeout: float = 30.0) -> None:
-    """Ask the backend's SDK to register its functions with its executor.
+    """Ask the SDK at `backend_url` (the backend, or the functions service)
+    to register its functions with its executor.
 
     The PUT is what the official dev server sends too; the SDK answers with
     the executor's reply to its registration, which says whether it worked.
