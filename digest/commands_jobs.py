@@ -186,6 +186,11 @@ def _follow(client: DigestClient, job_id: str, *, show_progress: bool) -> Json:
     return job
 
 
+def _print_sentences(job: Json) -> None:
+    for sentence in job.get("sentences") or []:
+        typer.echo(f"  - {sentence}")
+
+
 def _print_result(job: Json) -> None:
     if job["status"] != "succeeded":
         reason = job.get("error") or "no reason given"
@@ -193,8 +198,7 @@ def _print_result(job: Json) -> None:
         return
     if job.get("title"):
         typer.echo(f"Summary of {job['title']}")
-    for sentence in job.get("sentences") or []:
-        typer.echo(f"  - {sentence}")
+    _print_sentences(job)
 
 
 def status(
@@ -220,8 +224,7 @@ def status(
     typer.echo(f"updated  {job['updated_at']}")
     if job.get("error"):
         typer.echo(f"error    {job['error']}")
-    for sentence in job.get("sentences") or []:
-        typer.echo(f"  - {sentence}")
+    _print_sentences(job)
 
 
 def cancel(

@@ -148,14 +148,18 @@ def start_executor(
     return service
 
 
-def start_backend(
+def _start_digest_service(
+    name: str,
+    command: list[str],
     *,
     executor_url: str,
     database_url: str,
     log_path: Path,
-    port: int | None = None,
-    env: Mapping[str, str] | None = None,
+    port: int | None,
+    env: Mapping[str, str] | None,
 ) -> Service:
+    """`digest COMMAND` on a loopback port, in dev mode, talking to
+    `executor_url` and storing jobs at `database_url`."""
     port = port or free_port()
     url = f"http://{LOOPBACK}:{port}"
     settings_env = {
@@ -165,10 +169,30 @@ def start_backend(
         "PUBLIC_URL": url,
         **(env or {}),
     }
-    args = ["-m", "digest.cli", "serve", "--host", LOOPBACK, "--port", str(port)]
-    service = _spawn("backend", args, url=url, log_path=log_path, env=settings_env)
+    args = ["-m", "digest.cli", *command, "--host", LOOPBACK, "--port", str(port)]
+    service = _spawn(name, args, url=url, log_path=log_path, env=settings_env)
     service.wait_until_ready("/healthz")
     return service
+
+
+def start_backend(
+    *,
+    executor_url: str,
+    database_url: str,
+    log_path: Path,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Service:
+    """`digest serve`: the API, serving the functions unless told not to."""
+    return _start_digest_service(
+        "backend",
+        ["serve"],
+        executor_url=executor_url,
+        database_url=database_url,
+        log_path=log_path,
+        port=port,
+        env=env,
+    )
 
 
 def start_functions_service(
@@ -184,19 +208,15 @@ def start_functions_service(
     Sync the executor with it (`sync_app(service.url)`) and run the backend
     beside it with SERVE_FUNCTIONS=false.
     """
-    port = port or free_port()
-    url = f"http://{LOOPBACK}:{port}"
-    settings_env = {
-        "INNGEST_DEV": "1",
-        "INNGEST_BASE_URL": executor_url,
-        "DATABASE_URL": database_url,
-        **(env or {}),
-    }
-    args = ["-m", "digest.cli", "functions", "serve"]
-    args += ["--host", LOOPBACK, "--port", str(port)]
-    service = _spawn("functions", args, url=url, log_path=log_path, env=settings_env)
-    service.wait_until_ready("/healthz")
-    return service
+    return _start_digest_service(
+        "functions",
+        ["functions", "serve"],
+        executor_url=executor_url,
+        database_url=database_url,
+        log_path=log_path,
+        port=port,
+        env=env,
+    )
 
 
 def sync_app(backend_url: str, *, timeout: float = 30.0) -> None:
