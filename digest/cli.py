@@ -26,10 +26,30 @@ functions_app = typer.Typer(
     help="Digest's step functions as a service of their own.", no_args_is_help=True
 )
 app.add_typer(functions_app, name="functions")
+config_app = typer.Typer(help="The effective settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+tunnel_app = typer.Typer(
+    help="Expose a local port to the other side.", no_args_is_help=True
+)
+app.add_typer(tunnel_app, name="tunnel")
 commands_jobs.register(app)
 
 Host = Annotated[str, typer.Option("--host", help="Address to listen on.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs.")]
+AsJson = Annotated[bool, typer.Option("--json", help="JSON for scripts.")]
+
+
+def _refuse_bad_profile() -> None:
+    """Stop with one line per problem if the profile cannot work."""
+    from digest.profile import problems
+
+    settings = get_settings()
+    found = problems(settings)
+    if found:
+        typer.echo(f"the {settings.app_env} profile cannot start:", err=True)
+        for problem in found:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -64,6 +84,7 @@ def serve(
     verbose: Verbose = False,
 ) -> None:
     """Run the backend alone, as production does."""
+    _refuse_bad_profile()
     logs.configure(verbose)
     uvicorn.run(
         "backend.app:create_app",
@@ -86,6 +107,7 @@ def functions_serve(
     Run the backend with SERVE_FUNCTIONS=false beside it, and sync the
     executor with this service's /api/inngest.
     """
+    _refuse_bad_profile()
     logs.configure(verbose)
     uvicorn.run(
         "functions.app:app",
@@ -100,14 +122,26 @@ def functions_serve(
 def dev(
     port: Annotated[int, typer.Option(help="Backend port.")] = 8000,
     executor_port: Annotated[int, typer.Option(help="Executor port.")] = 8288,
+    tunnel: Annotated[
+        bool,
+        typer.Option("--tunnel", help="Expose the backend through TUNNEL_PROVIDER."),
+    ] = False,
     verbose: Verbose = False,
 ) -> None:
     """Run the executor and the backend together, for development."""
     from digest import stack
 
+    _refuse_bad_profile()
     logs.configure(verbose)
     settings = get_settings()
-    backend_url = f"http://127.0.0.1:{port}/api/inngest"
+    public_url = f"http://127.0.0.1:{port}"
+    opened = None
+    if tunnel:
+        from digest.tunnel_up import open_for_dev
+
+        opened = open_for_dev(settings, port)
+        public_url = opened.url
+    backend_url = f"{public_url}/api/inngest"
     try:
         executor = stack.start_executor(
             settings.digest_home / "executor",
@@ -136,7 +170,7 @@ def dev(
     local = settings.model_copy(
         update={
             "inngest_base_url": executor.url,
-            "public_url": f"http://127.0.0.1:{port}",
+            "public_url": public_url,
         }
     )
     try:
@@ -149,6 +183,8 @@ def dev(
         )
     finally:
         executor.stop()
+        if opened is not None:
+            opened.tunnel.close()
 
 
 def _exit_quietly(signum: int, _frame: object) -> None:
@@ -226,6 +262,45 @@ def devserver(
     )
 
 
+@app.command()
+def doctor(as_json: AsJson = False) -> None:
+    """Check the profile, database, executor, sync, serve endpoint and event
+    key, changing nothing; exit 1 if any check fails."""
+    from digest.doctor import diagnose, report
+
+    code = report(diagnose(get_settings()), Console(), as_json=as_json)
+    raise typer.Exit(code)
+
+
+@config_app.command("show")
+def config_show(as_json: AsJson = False) -> None:
+    """Print every setting, its source (env, file, default), secrets masked."""
+    from digest.config_show import show
+
+    raise typer.Exit(show(get_settings(), Console(), as_json=as_json))
+
+
+@tunnel_app.command("up")
+def tunnel_up(
+    port: Annotated[
+        int | None, typer.Option(help="Local port (default: the target's).")
+    ] = None,
+    target: Annotated[
+        str, typer.Option(help="executor (INNGEST_BASE_URL) or backend (PUBLIC_URL).")
+    ] = "executor",
+    provider: Annotated[
+        str | None, typer.Option(help="none, ngrok or lan (default TUNNEL_PROVIDER).")
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Open a tunnel, write its URL to .env.dev.local, re-sync the app, and
+    keep it open until Ctrl-C."""
+    from digest.tunnel_up import run_tunnel_up
+
+    logs.configure(verbose)
+    raise typer.Exit(run_tunnel_up(get_settings(), provider, port, target))
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the job store's migrations."""
@@ -245,8 +320,20 @@ def db_upgrade() -> None:
 
 
 def main() -> None:
+    from pydantic import ValidationError
+
     with contextlib.suppress(KeyboardInterrupt):
-        app()
+        try:
+            app()
+        except ValidationError as exc:
+            if exc.title != "Settings":
+                raise
+            # A setting that cannot be read at all (TUNNEL_PROVIDER=bogus):
+            # one line per setting, without the value, which may be secret.
+            for error in exc.errors():
+                name = "_".join(str(part) for part in error["loc"]).upper()
+                typer.echo(f"setting {name} is invalid: {error['msg']}", err=True)
+            raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ when they stop, and answer `/healthz` and `/readyz` the same way.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -16,21 +17,16 @@ from fastapi.responses import JSONResponse
 
 from backend.store import JobStore
 from backend.store.shared import close_shared_stores, shared_store
+from digest.profile import UnsafeSettings, refuse_bad_profile, secret_fingerprints
 from digest.settings import Settings
 from functions.cpu import shutdown_pool
 
 health_router = APIRouter(tags=["health"])
 
-
-class UnsafeSettings(RuntimeError):
-    pass
+DATABASE_CHECK_SECONDS = 5.0
 
 
-def refuse_unsafe_fetch(settings: Settings) -> None:
-    """Refuse a prod profile whose `load` step may fetch from the server's own
-    network (both the backend and the functions service run that step)."""
-    if not settings.is_dev and settings.fetch_allow_loopback_for_tests:
-        raise UnsafeSettings("FETCH_ALLOW_LOOPBACK_FOR_TESTS is for tests; unset it")
+__all__ = ["UnsafeSettings", "health_router", "job_store_open", "refuse_bad_profile"]
 
 
 @contextlib.asynccontextmanager
@@ -69,14 +65,24 @@ async def readyz(request: Request) -> JSONResponse:
     store: JobStore = request.app.state.store
     checks: dict[str, str] = {}
     try:
-        await store.ping()
+        # A database host that drops packets would otherwise hold the probe
+        # for asyncpg's 60-second connect timeout.
+        await asyncio.wait_for(store.ping(), timeout=DATABASE_CHECK_SECONDS)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     checks["executor"] = await _executor_check(settings)
     ready = all(value == "ok" for value in checks.values())
+    # Which keys this process holds, by fingerprint only, so an operator can
+    # tell two deployments apart without the secrets ever leaving them.
+    keys = {k: v for k, v in secret_fingerprints(settings).items() if v}
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
+        {
+            "status": "ready" if ready else "not ready",
+            "profile": settings.app_env,
+            "checks": checks,
+            "keys": keys,
+        },
         status_code=200 if ready else 503,
     )
 

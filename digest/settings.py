@@ -42,6 +42,20 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     tunnel_provider: Literal["none", "ngrok", "lan"] = "none"
+    # The `ngrok` tunnel: the agent's authtoken, and a reserved domain so the
+    # public URL survives restarts (unset: a new URL every session).
+    ngrok_authtoken: SecretStr | None = None
+    ngrok_domain: str | None = None
+    # The `lan` tunnel: the address peers on the local network reach this
+    # machine at (unset: the address of the interface with the default route).
+    tunnel_lan_address: str | None = None
+    # Origin (scheme and host) the SDK registers as its serve endpoint when a
+    # proxy hides it; read by the Inngest SDK itself, listed here so that
+    # `digest doctor` knows which URL the executor calls.
+    inngest_serve_origin: str | None = None
+    # Prod refuses a SQLite DATABASE_URL (one file, one machine) unless this
+    # is true: for a single-host deployment that accepts that.
+    allow_sqlite_in_prod: bool = False
 
     # Inngest app id shared by the backend and the functions service.
     inngest_app_id: str = "digest"
@@ -55,6 +69,37 @@ class Settings(BaseSettings):
     max_text_bytes: int = 2_000_000
     # Characters of prose per summarize-chunk step.
     chunk_chars: int = 6000
+    # Who writes summaries: `extractive` (offline, picks the document's own
+    # sentences) or `llm` (a chat model behind an OpenAI-compatible API).
+    summarizer: Literal["extractive", "llm"] = "extractive"
+    # The `llm` summariser's endpoint, e.g. https://api.openai.com/v1 or a
+    # local server's /v1; the key is optional for servers that need none.
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str | None = None
+    # The model's context window in tokens; chunk sizes derive from it.
+    llm_context_tokens: int = Field(default=8192, ge=1024)
+    # Most tokens one answer may have (the final summary's budget).
+    llm_max_output_tokens: int = Field(default=512, ge=64)
+    # Model calls in flight at once for one provider (base URL and model),
+    # across all runs: the function's concurrency limit.
+    llm_max_concurrency: int = Field(default=4, ge=1)
+    # Seconds one model call may take before it is abandoned and retried.
+    llm_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Let the executor make the model calls (step.ai.infer), so that no
+    # function holds a connection open while the model writes.
+    llm_via_executor: bool = False
+    # Jobs whose last change is older than this many days are deleted, with
+    # everything stored for them, by the `cleanup-expired-jobs` function.
+    job_retention_days: float = Field(default=30.0, gt=0)
+    # When that function runs (five cron fields, UTC).
+    job_retention_cron: str = "17 * * * *"
+    # How long a backend replica holds an outbox event it is sending before
+    # another replica may send it (the first may have died mid-send).
+    outbox_lease_seconds: float = Field(default=30.0, gt=0)
+    # An event stream re-reads its job this often even when no change was
+    # announced (another process on SQLite, a lost LISTEN connection).
+    job_stream_reread_seconds: float = Field(default=1.0, gt=0)
     # Data folder for local state (the SQLite file, the executor's state).
     digest_home: Path = Path("var")
     # The CLI's bearer token for the API (`digest summarize`, `status`...).

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +30,11 @@ def _exit_with_parent(parent: int) -> None:
 
     A pool's workers outlive a parent killed with SIGKILL (they wait on a
     queue nobody will write to), so each one watches its parent's pid.
+    Ctrl-C in a terminal reaches the whole process group; the workers ignore
+    it because the serving process shuts the pool down itself, and a worker
+    dying of it would only print a traceback per worker.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:

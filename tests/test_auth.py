@@ -218,6 +218,8 @@ def _prod(**overrides: object) -> Settings:
         "inngest_event_key": "event-key",
         "auth_jwt_secret": "a-production-secret-of-more-than-32-bytes",
         "database_url": "sqlite+aiosqlite:///:memory:",
+        "allow_sqlite_in_prod": True,
+        "public_url": "https://digest.example.com",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

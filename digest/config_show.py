@@ -1,0 +1,110 @@
+"""`digest config show`: the effective settings, where each came from.
+
+A value's source is the first that has it, in the order the settings are
+read: the process environment, `.env.{APP_ENV}.local`, `.env.{APP_ENV}`,
+else the default in `digest/settings.py`. Secrets are shown as
+fingerprints, a database URL without its password.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from digest.profile import fingerprint, problems
+from digest.settings import Settings, env_files
+
+
+@dataclass(frozen=True)
+class ShownSetting:
+    name: str
+    value: str
+    source: str
+
+
+def effective_settings(
+    settings: Settings, folder: Path | None = None
+) -> list[ShownSetting]:
+    """Every setting with its shown value and source, in declaration order."""
+    folder = folder or Path.cwd()
+    environ = {key.upper(): key for key in os.environ}
+    files = [
+        (name, _read_dotenv(folder / name))
+        for name in reversed(env_files(settings.app_env))
+    ]
+    shown = []
+    for field in Settings.model_fields:
+        name = field.upper()
+        source = "default"
+        if name in environ:
+            source = "env"
+        else:
+            for file_name, values in files:
+                if name in values:
+                    source = file_name
+                    break
+        shown.append(ShownSetting(name, _shown(name, getattr(settings, field)), source))
+    return shown
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    return {key.upper(): value or "" for key, value in dotenv_values(path).items()}
+
+
+def _shown(name: str, value: object) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, SecretStr):
+        return fingerprint(value.get_secret_value(), signing_key="SIGNING" in name)
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value) or "(none)"
+    if name == "DATABASE_URL":
+        return _without_password(str(value))
+    return str(value)
+
+
+def _without_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        # Not a URL SQLAlchemy can parse: shown as is, since it then holds
+        # no password SQLAlchemy would have used either.
+        return url
+
+
+def show(settings: Settings, console: Console, *, as_json: bool = False) -> int:
+    """Print the settings and the profile's problems; 0 if it has none."""
+    shown = effective_settings(settings)
+    found = problems(settings)
+    if as_json:
+        import json
+
+        document = {
+            "profile": settings.app_env,
+            "settings": [asdict(item) for item in shown],
+            "problems": [str(problem) for problem in found],
+        }
+        console.print_json(json.dumps(document))
+        return 1 if found else 0
+    table = Table(title=f"profile {settings.app_env}", title_justify="left")
+    table.add_column("setting")
+    table.add_column("value", overflow="fold")
+    table.add_column("source")
+    for item in shown:
+        table.add_row(item.name, item.value, item.source)
+    console.print(table)
+    for problem in found:
+        console.print(f"[red]problem[/red] {problem}", highlight=False)
+    if not found:
+        console.print("[green]the profile has no problem[/green]")
+    return 1 if found else 0

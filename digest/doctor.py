@@ -1,0 +1,377 @@
+"""`digest doctor`: is this profile's stack able to run a job?
+
+Each check looks and changes nothing: no migration, no sync, no event
+recorded. They run in the order a job needs them (profile, database,
+executor, sync, serve endpoint, event key), and each says ok, fail (with the
+fix) or skip (with why it could not look).
+
+Where the event key is concerned, looking without changing anything means
+sending an empty batch (`[]`) to the event API: the key is checked before
+the body, so a refused key answers 401 while an accepted one records
+nothing (200 with no ids on the embedded executor; any answer but 401/403,
+including a 400 about the empty batch, counts as accepted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from rich.console import Console
+from sqlalchemy import Connection
+
+from devserver.signing import bearer_token, sign_request
+from digest.profile import fingerprint, problems
+from digest.settings import Settings
+
+Status = Literal["ok", "fail", "skip"]
+
+# Where Inngest Cloud answers when INNGEST_BASE_URL is unset in prod.
+CLOUD_API = "https://api.inngest.com"
+CLOUD_EVENT_API = "https://inn.gs"
+SERVE_PATH = "/api/inngest"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+
+def ok(name: str, detail: str) -> Check:
+    return Check(name, "ok", detail)
+
+
+def fail(name: str, detail: str, fix: str) -> Check:
+    return Check(name, "fail", detail, fix)
+
+
+def skip(name: str, detail: str) -> Check:
+    return Check(name, "skip", detail)
+
+
+@dataclass
+class Doctor:
+    """The checks of one profile, sharing one HTTP client."""
+
+    settings: Settings
+    http: httpx.Client
+
+    @property
+    def cloud(self) -> bool:
+        """Whether the executor is Inngest Cloud itself."""
+        return not self.settings.is_dev and not self.settings.inngest_base_url
+
+    @property
+    def api_url(self) -> str:
+        return CLOUD_API if self.cloud else self.settings.executor_url
+
+    @property
+    def event_api_url(self) -> str:
+        return CLOUD_EVENT_API if self.cloud else self.settings.executor_url
+
+    @property
+    def expected_serve_url(self) -> str:
+        origin = self.settings.inngest_serve_origin or self.settings.public_url
+        return origin.rstrip("/") + SERVE_PATH
+
+    def signing_key(self) -> str | None:
+        key = self.settings.inngest_signing_key
+        return key.get_secret_value() if key else None
+
+    def run(self) -> list[Check]:
+        checks = [self.profile(), self.database(), self.executor()]
+        synced_at, sync_check = self.sync()
+        checks.append(sync_check)
+        checks.append(self.serve_endpoint(synced_at or self.expected_serve_url))
+        checks.append(self.event_key())
+        return checks
+
+    def profile(self) -> Check:
+        found = problems(self.settings)
+        if not found:
+            return ok("profile", f"{self.settings.app_env} profile, no problem")
+        return fail(
+            "profile",
+            f"{len(found)} problem(s) in the {self.settings.app_env} profile",
+            "\n".join(str(problem) for problem in found),
+        )
+
+    def database(self) -> Check:
+        return asyncio.run(_database_check(self.settings.database_url))
+
+    def executor(self) -> Check:
+        key = self.signing_key()
+        where = "Inngest Cloud" if self.cloud else self.api_url
+        try:
+            if not self.cloud:
+                health = self.http.get(f"{self.api_url}/health")
+                if health.status_code != 200:
+                    return fail(
+                        "executor",
+                        f"{where}/health answered {health.status_code}",
+                        "check INNGEST_BASE_URL: it must be the executor's origin",
+                    )
+            if key is None:
+                return ok("executor", f"{where} answers (dev mode, unsigned)")
+            # Any /v1 route needs a bearer of the signing key: reading one
+            # event proves the executor knows the key.
+            answer = self.http.get(
+                f"{self.api_url}/v1/events",
+                params={"limit": 1},
+                headers={"Authorization": f"Bearer {bearer_token(key)}"},
+            )
+        except httpx.HTTPError as exc:
+            return fail(
+                "executor",
+                f"{where} does not answer ({type(exc).__name__})",
+                _start_executor_fix(self.settings),
+            )
+        if answer.status_code in (401, 403):
+            return fail(
+                "executor",
+                f"{where} refused signing key {fingerprint(key, signing_key=True)}",
+                "set INNGEST_SIGNING_KEY to the executor's signing key",
+            )
+        if answer.status_code != 200:
+            return fail(
+                "executor",
+                f"{where}/v1/events answered {answer.status_code}",
+                "check INNGEST_BASE_URL: it must be the executor's origin",
+            )
+        return ok(
+            "executor",
+            f"{where} answers and accepts signing key "
+            f"{fingerprint(key, signing_key=True)}",
+        )
+
+    def sync(self) -> tuple[str | None, Check]:
+        """The URL the executor calls for this app, and the check's verdict."""
+        if self.cloud:
+            return None, skip(
+                "sync",
+                "Inngest Cloud lists apps in its dashboard only: check there "
+                f"that app {self.settings.inngest_app_id} is synced at "
+                f"{self.expected_serve_url}",
+            )
+        try:
+            answer = self.http.get(f"{self.api_url}/dev")
+            functions = answer.json().get("functions", [])
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            return None, fail(
+                "sync",
+                f"could not list the executor's functions ({type(exc).__name__})",
+                _start_executor_fix(self.settings),
+            )
+        urls = {
+            _without_query(function.get("url", ""))
+            for function in functions
+            if str(function.get("slug", "")).startswith(
+                self.settings.inngest_app_id + "-"
+            )
+        }
+        sync_fix = (
+            f"sync it: curl -X PUT {self.expected_serve_url} "
+            "(or `digest tunnel up --target backend`, which syncs)"
+        )
+        if not urls:
+            return None, fail(
+                "sync",
+                f"app {self.settings.inngest_app_id} has no function on the executor",
+                sync_fix,
+            )
+        synced = sorted(urls)[0]
+        if len(urls) > 1 or synced != self.expected_serve_url:
+            return synced, fail(
+                "sync",
+                f"the executor calls {', '.join(sorted(urls))}, not "
+                f"{self.expected_serve_url} (PUBLIC_URL + {SERVE_PATH})",
+                sync_fix + "; or set PUBLIC_URL to where the app is served",
+            )
+        return synced, ok("sync", f"the executor calls {synced}")
+
+    def serve_endpoint(self, url: str) -> Check:
+        key = self.signing_key()
+        headers = {"x-inngest-signature": sign_request(b"", key)} if key else {}
+        try:
+            answer = self.http.get(url, headers=headers)
+            inspection: dict[str, Any] = answer.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            return fail(
+                "serve endpoint",
+                f"{url} does not answer ({type(exc).__name__})",
+                "start the backend (`digest serve`) or, behind a tunnel, "
+                "`digest tunnel up --target backend`",
+            )
+        if answer.status_code != 200 or "function_count" not in inspection:
+            return fail(
+                "serve endpoint",
+                f"{url} answered {answer.status_code}, not an Inngest app",
+                f"set PUBLIC_URL so that PUBLIC_URL + {SERVE_PATH} is the app",
+            )
+        count = inspection["function_count"]
+        if key is None:
+            return ok("serve endpoint", f"{url} serves {count} function(s), unsigned")
+        ours = bearer_token(key)
+        theirs = {
+            inspection.get("signing_key_hash"),
+            inspection.get("signing_key_fallback_hash"),
+        }
+        if not inspection.get("authentication_succeeded") or ours not in theirs:
+            return fail(
+                "serve endpoint",
+                f"{url} does not hold signing key "
+                f"{fingerprint(key, signing_key=True)} (mode "
+                f"{inspection.get('mode')})",
+                "give the app the same INNGEST_SIGNING_KEY as the executor, "
+                "and unset INNGEST_DEV there",
+            )
+        return ok(
+            "serve endpoint",
+            f"{url} serves {count} function(s) and holds signing key "
+            f"{fingerprint(key, signing_key=True)}",
+        )
+
+    def event_key(self) -> Check:
+        key = self.settings.inngest_event_key
+        if key is None:
+            if self.settings.is_dev:
+                return skip("event key", "unset; a dev executor takes any key")
+            return fail("event key", "unset", "set INNGEST_EVENT_KEY")
+        plain = key.get_secret_value()
+        url = f"{self.event_api_url}/e/{plain}"
+        try:
+            answer = self.http.post(url, json=[])
+        except httpx.HTTPError as exc:
+            return fail(
+                "event key",
+                f"{self.event_api_url} does not answer ({type(exc).__name__})",
+                _start_executor_fix(self.settings),
+            )
+        if answer.status_code in (401, 403):
+            return fail(
+                "event key",
+                f"event key {fingerprint(plain)} refused by {self.event_api_url}",
+                "set INNGEST_EVENT_KEY to a key of the executor's environment",
+            )
+        return ok(
+            "event key",
+            f"event key {fingerprint(plain)} accepted (empty batch, nothing recorded)",
+        )
+
+
+def _start_executor_fix(settings: Settings) -> str:
+    if settings.is_dev:
+        return (
+            f"start one at {settings.executor_url} (`digest dev` or "
+            "`digest devserver`), or set INNGEST_BASE_URL to where it runs"
+        )
+    return "set INNGEST_BASE_URL to the executor's origin, or unset it for Cloud"
+
+
+def _without_query(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+async def _database_check(database_url: str) -> Check:
+    from backend.store import create_engine, is_sqlite
+    from backend.store.migrate import head_revision
+
+    fix = "run `digest db upgrade`"
+    try:
+        if is_sqlite(database_url):
+            path = _sqlite_path(database_url)
+            if path is not None and not path.exists():
+                # Connecting would create the file: say so instead.
+                return fail("database", f"no SQLite file at {path}", fix)
+            current = _sqlite_revision(path)
+        else:
+            engine = create_engine(database_url)
+            try:
+                async with engine.connect() as connection:
+                    current = await connection.run_sync(_revision)
+            finally:
+                await engine.dispose()
+    except Exception as exc:
+        return fail(
+            "database",
+            f"unreachable ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
+            "check DATABASE_URL and that the database server runs",
+        )
+    head = head_revision()
+    if current != head:
+        return fail(
+            "database", f"at revision {current or 'none'}, code needs {head}", fix
+        )
+    return ok("database", f"reachable and at the latest revision ({head})")
+
+
+def _revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _sqlite_revision(path: Path | None) -> str | None:
+    """The revision of a SQLite file, opened read-only: the store's engine
+    would switch the file to WAL on connect, and doctor writes nothing."""
+    from sqlalchemy import create_engine as create_sync_engine
+
+    target = f"file:{path}?mode=ro" if path else "file::memory:"
+    engine = create_sync_engine(
+        "sqlite://", creator=lambda: sqlite3.connect(target, uri=True)
+    )
+    try:
+        with engine.connect() as connection:
+            return _revision(connection)
+    finally:
+        engine.dispose()
+
+
+def _sqlite_path(database_url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    name = make_url(database_url).database
+    if not name or name == ":memory:":
+        return None
+    return Path(name)
+
+
+def diagnose(
+    settings: Settings, *, transport: httpx.BaseTransport | None = None
+) -> list[Check]:
+    """Run every check; `transport` lets tests stand in for Inngest Cloud."""
+    with httpx.Client(timeout=5.0, transport=transport) as http:
+        return Doctor(settings, http).run()
+
+
+def report(checks: list[Check], console: Console, *, as_json: bool) -> int:
+    """Print the checks; 0 if none failed, else 1."""
+    failed = any(check.status == "fail" for check in checks)
+    if as_json:
+        document = {"ok": not failed, "checks": [asdict(c) for c in checks]}
+        console.print_json(json.dumps(document))
+        return 1 if failed else 0
+    style: dict[Status, Callable[[str], str]] = {
+        "ok": lambda s: f"[green]{s}[/green]",
+        "fail": lambda s: f"[red]{s}[/red]",
+        "skip": lambda s: f"[yellow]{s}[/yellow]",
+    }
+    for check in checks:
+        label = style[check.status](f"{check.status:<4}")
+        console.print(f"{label} {check.name:<15} {check.detail}", highlight=False)
+        for line in (check.fix or "").splitlines():
+            console.print(f"     {'':<15} fix: {line}", highlight=False)
+    verdict = "some checks failed" if failed else "all checks passed"
+    console.print(f"[{'red' if failed else 'green'}]{verdict}[/]")
+    return 1 if failed else 0
