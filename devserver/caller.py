@@ -29,7 +29,15 @@ class AppCaller:
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=10.0),
             headers={"user-agent": USER_AGENT},
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            # An idle connection is dropped after 2 s, before the app's
+            # server closes it (uvicorn does at 5 s, httpx's own default):
+            # reusing one that the other side is closing at that moment
+            # fails the request for no reason of the app's.
+            limits=httpx.Limits(
+                max_connections=None,
+                max_keepalive_connections=64,
+                keepalive_expiry=2.0,
+            ),
         )
 
     async def aclose(self) -> None:

@@ -14,6 +14,7 @@ from devserver.api import routes
 from devserver.apps import SERVER_KIND
 from devserver.auth import RequestAuth
 from devserver.config import ExecutorConfig
+from devserver.dashboard import routes as dashboard_routes
 from devserver.runtime import Runtime
 from devserver.signing import keys_for
 
@@ -55,7 +56,10 @@ def create_app(config: ExecutorConfig) -> Starlette:
         finally:
             await runtime.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # The dashboard shows payloads and can send events, cancel and rerun,
+    # and a browser cannot send the REST API's bearer: dev mode only.
+    served = routes if config.signing_key else [*routes, *dashboard_routes()]
+    app = Starlette(routes=served, lifespan=lifespan)
     # Added before ServerKindHeader so that one wraps it: 401s carry the
     # server kind too.
     app.add_middleware(

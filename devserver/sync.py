@@ -40,7 +40,10 @@ class AppSyncer:
         self._problems: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0), headers={"user-agent": USER_AGENT}
+            timeout=httpx.Timeout(30.0),
+            headers={"user-agent": USER_AGENT},
+            # Shorter than the app's keep-alive, as in caller.py.
+            limits=httpx.Limits(keepalive_expiry=2.0),
         )
 
     def start(self) -> None:

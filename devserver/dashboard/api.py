@@ -1,0 +1,209 @@
+"""The dashboard's JSON endpoints, under ``/dashboard/api``.
+
+Reads return the dicts of ``data``; the page's script polls them. Actions
+take JSON (``fetch``) or a plain HTML form: a form is answered with a
+redirect to the page that shows the outcome, so every button also works
+without the script. Errors are ``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from devserver.dashboard import actions, data, pages
+from devserver.dashboard.actions import ActionError
+from devserver.dashboard.params import ParamError, event_filter, run_filter
+from devserver.runtime import Runtime
+
+Handler = Callable[[Request], Awaitable[Response]]
+Filter = TypeVar("Filter")
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status)
+
+
+def same_origin_only(handler: Handler) -> Handler:
+    """Refuse a POST that a page of another site made the browser send.
+
+    Browsers send ``Origin`` with every POST; a form on another site (or a
+    ``text/plain`` fetch, which needs no preflight) must not be able to
+    send events or cancel runs here. Clients that send no ``Origin``
+    (curl, SDKs, tests) are not browsers and pass.
+    """
+
+    async def checked(request: Request) -> Response:
+        origin = request.headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc != request.headers.get(
+            "host"
+        ):
+            return error(
+                403, "cross_site", "the dashboard accepts actions from its own pages"
+            )
+        return await handler(request)
+
+    return checked
+
+
+def _is_form(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind in ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def _fields(request: Request) -> dict[str, Any]:
+    """The posted fields, from a form or a JSON object; ActionError if neither."""
+    if _is_form(request):
+        form = await request.form()
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise ActionError(400, "invalid_json", f"body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ActionError(400, "invalid_body", "body must be a JSON object")
+    return body
+
+
+def _done(request: Request, page: str, body: dict[str, Any], status: int) -> Response:
+    if _is_form(request):
+        return RedirectResponse(page, status_code=303)
+    return JSONResponse(body, status)
+
+
+def _listing(
+    read: Callable[[Runtime, Filter], dict[str, Any]],
+    parse: Callable[[QueryParams], Filter],
+) -> Handler:
+    """A list endpoint: its query read by ``parse``, then ``read``."""
+
+    async def handler(request: Request) -> Response:
+        try:
+            chosen = parse(request.query_params)
+        except ParamError as exc:
+            return error(400, "invalid_parameter", str(exc))
+        return JSONResponse(read(_runtime(request), chosen))
+
+    return handler
+
+
+def _by_id(read: Callable[[Runtime, str], dict[str, Any] | None], what: str) -> Handler:
+    """An endpoint for one ``what`` (run, event) named by ``{what}_id``."""
+
+    async def handler(request: Request) -> Response:
+        wanted = request.path_params[f"{what}_id"]
+        found = read(_runtime(request), wanted)
+        if found is None:
+            return error(404, f"{what}_not_found", f"{what} {wanted} not found")
+        return JSONResponse(found)
+
+    return handler
+
+
+async def list_apps(request: Request) -> Response:
+    return JSONResponse(data.apps(_runtime(request)))
+
+
+async def send_event(request: Request) -> Response:
+    """``POST /dashboard/api/events``: ``name`` and ``data`` (JSON object or text)."""
+    fields: dict[str, Any] = {}
+    try:
+        fields = await _fields(request)
+        name = fields.get("name")
+        payload = fields.get("data")
+        if not isinstance(name, str):
+            raise ActionError(400, "invalid_event", "name is required")
+        if payload is None or isinstance(payload, dict):
+            payload = json.dumps(payload or {})
+        elif not isinstance(payload, str):
+            raise ActionError(400, "invalid_event", "data must be a JSON object")
+        event_id = actions.send_event(_runtime(request), name, payload)
+    except ActionError as exc:
+        if _is_form(request):
+            return await pages.events_page(
+                request, problem=exc.message, draft=fields, status=exc.status
+            )
+        return error(exc.status, exc.code, exc.message)
+    return _done(
+        request,
+        f"/events/{event_id}",
+        {"id": event_id, "url": f"/events/{event_id}"},
+        201,
+    )
+
+
+async def cancel_run(request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    try:
+        actions.cancel(_runtime(request), run_id)
+    except ActionError as exc:
+        return await _refused(request, exc, f"/runs/{run_id}")
+    return _done(request, f"/runs/{run_id}", {"id": run_id, "cancelled": True}, 200)
+
+
+async def rerun_run(request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    try:
+        new_id = actions.rerun(_runtime(request), run_id)
+    except ActionError as exc:
+        return await _refused(request, exc, f"/runs/{run_id}")
+    page = f"/runs/{new_id}"
+    return _done(request, page, {"id": new_id, "url": page, "rerun_of": run_id}, 201)
+
+
+async def sync_app(request: Request) -> Response:
+    name = request.path_params["app"]
+    try:
+        url = await actions.resync(_runtime(request), name)
+    except ActionError as exc:
+        return await _refused(request, exc, "/apps")
+    return _done(request, "/apps", {"app": name, "url": url, "synced": True}, 200)
+
+
+async def _refused(request: Request, exc: ActionError, page: str) -> Response:
+    """A refused button press: the page again with the reason, or JSON."""
+    if _is_form(request):
+        return await pages.notice_page(request, exc.message, page, exc.status)
+    return error(exc.status, exc.code, exc.message)
+
+
+routes = [
+    Route("/dashboard/api/runs", _listing(data.runs, run_filter), methods=["GET"]),
+    Route("/dashboard/api/runs/{run_id}", _by_id(data.run, "run"), methods=["GET"]),
+    Route(
+        "/dashboard/api/runs/{run_id}/cancel",
+        same_origin_only(cancel_run),
+        methods=["POST"],
+    ),
+    Route(
+        "/dashboard/api/runs/{run_id}/rerun",
+        same_origin_only(rerun_run),
+        methods=["POST"],
+    ),
+    Route(
+        "/dashboard/api/events", _listing(data.events, event_filter), methods=["GET"]
+    ),
+    Route("/dashboard/api/events", same_origin_only(send_event), methods=["POST"]),
+    Route(
+        "/dashboard/api/events/{event_id}", _by_id(data.event, "event"), methods=["GET"]
+    ),
+    Route("/dashboard/api/apps", list_apps, methods=["GET"]),
+    Route(
+        "/dashboard/api/apps/{app}/sync", same_origin_only(sync_app), methods=["POST"]
+    ),
+]

@@ -1,0 +1,82 @@
+"""Query parameters of the dashboard's lists, read the same way by pages and JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.datastructures import QueryParams
+
+from devserver.clock import parse_duration_ms
+
+STATUSES = ("Queued", "Running", "Completed", "Failed", "Cancelled", "Skipped")
+# The choices the run filter offers; the API takes any duration.
+WITHIN_CHOICES = (
+    ("", "any time"),
+    ("15m", "last 15 minutes"),
+    ("1h", "last hour"),
+    ("24h", "last day"),
+    ("7d", "last week"),
+)
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+class ParamError(ValueError):
+    """A query parameter the dashboard cannot use; the text says which and why."""
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    function: str
+    status: str
+    within: str
+    within_ms: int | None
+    limit: int
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    name: str
+    text: str
+    limit: int
+
+
+def _limit(params: QueryParams) -> int:
+    raw = params.get("limit") or str(DEFAULT_LIMIT)
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ParamError(f"limit must be a whole number, not {raw!r}") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ParamError(f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def run_filter(params: QueryParams) -> RunFilter:
+    status = params.get("status") or ""
+    if status and status not in STATUSES:
+        raise ParamError(f"status must be one of {', '.join(STATUSES)}")
+    within = (params.get("within") or "").strip()
+    within_ms = None
+    if within:
+        try:
+            within_ms = parse_duration_ms(within)
+        except ValueError:
+            raise ParamError(
+                f"within must be a duration such as 15m, 1h or 7d, not {within!r}"
+            ) from None
+    return RunFilter(
+        function=params.get("function") or "",
+        status=status,
+        within=within,
+        within_ms=within_ms,
+        limit=_limit(params),
+    )
+
+
+def event_filter(params: QueryParams) -> EventFilter:
+    return EventFilter(
+        name=(params.get("name") or "").strip(),
+        text=(params.get("q") or "").strip(),
+        limit=_limit(params),
+    )
