@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ulid import ULID
 
+from devserver import aigateway, limits, retry, runlog, wire
 from devserver import events as ev
-from devserver import limits, retry, runlog, wire
 from devserver.appstatus import AppHealth
 from devserver.cancellation import TIMER_KINDS as DEADLINE_KINDS
 from devserver.cancellation import Cancellations
@@ -40,9 +40,7 @@ RUN_KEY_WINDOW_MS = 24 * 3_600_000
 
 # Step kinds this executor cannot serve yet; the step fails with a clear
 # error that user code receives as a StepError.
-_UNSUPPORTED: dict[str, str] = {
-    wire.Opcode.AI_GATEWAY.value: "step.ai.infer",
-}
+_UNSUPPORTED: dict[str, str] = {}
 # A call that did not reach the app (no answer, 404, 429 without a time) is
 # tried again after this long, without spending an attempt.
 UNREACHABLE_RETRY_MS = 1_000
@@ -113,6 +111,19 @@ class Executor:
     def start_run(self, function: dict[str, Any], item: ev.Accepted) -> None:
         """Start a run of one function, whatever its triggers (invoke)."""
         self._create_run(function, item)
+
+    def rerun(self, run: Run, function: dict[str, Any]) -> str | None:
+        """Run ``function`` again from the start, with ``run``'s event(s).
+
+        A person asked for it, so the event id does not de-duplicate it and
+        flow control does not buffer or drop it; concurrency still applies,
+        as it does to every call.
+        """
+        item = ev.Accepted(run.event_id, run.event, now_ms())
+        with self._store.transaction():
+            run_id = self._create_run(function, item, events=run.events, claim=False)
+        self._notify()
+        return run_id
 
     def _start_runs(self, item: ev.Accepted) -> None:
         for function in self._store.active_functions():
@@ -442,7 +453,9 @@ class Executor:
         now = now_ms()
         for op in ops:
             kind = op.op
-            if kind == wire.Opcode.STEP_RUN:
+            # An AIGateway op arrives here answered by the worker (see
+            # aigateway.py): a success is memoised like a step.run result.
+            if kind == wire.Opcode.STEP_RUN or aigateway.answered(op):
                 self._memoise(run, op.id, {"data": op.data})
                 self._update_step(
                     run,
@@ -463,7 +476,7 @@ class Executor:
                 run.pending[op.id] = {"group": group, "race": op.race}
                 newly_pending = True
                 self._plan(run, op)
-            elif kind == wire.Opcode.STEP_ERROR and not (
+            elif (kind == wire.Opcode.STEP_ERROR or aigateway.retriable(op)) and not (
                 result.no_retry or item.attempt + 1 >= run.max_attempts
             ):
                 error = op.error if isinstance(op.error, dict) else {}
@@ -478,9 +491,15 @@ class Executor:
                     error=op.error,
                 )
                 run.last_error = {**error, "step_id": op.id, "attempt": item.attempt}
-                self._retry(run, item, error, None, op.display_name)
+                self._retry(
+                    run, item, error, aigateway.retry_at_ms(op), op.display_name
+                )
                 retrying = True
-            elif kind in (wire.Opcode.STEP_ERROR, wire.Opcode.STEP_FAILED):
+            elif kind in (
+                wire.Opcode.STEP_ERROR,
+                wire.Opcode.STEP_FAILED,
+                wire.Opcode.AI_GATEWAY,
+            ):
                 self._step_failed(run, op, item, plan, op.error)
                 settled.append(op.id)
             elif kind in _WAITING_OPS:
@@ -526,7 +545,14 @@ class Executor:
             problem = self._invokes.begin(run, op)
             status = "Invoking"
         if problem is None:
-            self._update_step(run, op.id, name=op.display_name, op=op.op, status=status)
+            self._update_step(
+                run,
+                op.id,
+                name=op.display_name,
+                op=op.op,
+                status=status,
+                started_at=now_ms(),
+            )
         return problem
 
     def _plan(self, run: Run, op: wire.Op) -> None:
@@ -543,7 +569,12 @@ class Executor:
                 )
             self._store.enqueue(run.run_id, op.id, "sleep", 0, wake)
             self._update_step(
-                run, op.id, name=op.display_name, op=op.op, status="Sleeping"
+                run,
+                op.id,
+                name=op.display_name,
+                op=op.op,
+                status="Sleeping",
+                started_at=now_ms(),
             )
             return
         self._store.enqueue(run.run_id, op.id, "call", 0, now_ms())

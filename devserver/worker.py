@@ -7,6 +7,7 @@ import contextlib
 import logging
 
 from devserver import wire
+from devserver.aigateway import AIGateway
 from devserver.caller import AppCaller
 from devserver.clock import now_ms
 from devserver.executor import TIMER_KINDS, Executor
@@ -40,6 +41,8 @@ class Dispatcher:
         self._slow_call_s = slow_call_s
         self._executor = executor
         self._caller = caller
+        # Makes the model requests of step.ai.infer ops (aigateway.py).
+        self._gateway = AIGateway()
         self._workers = workers
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -64,6 +67,7 @@ class Dispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._gateway.aclose()
         # Calls cut short are retried by the next process.
         self._store.release_all()
 
@@ -128,6 +132,9 @@ class Dispatcher:
                 )
             try:
                 result = await self._caller.call(plan.url, plan.body, str(item.item_id))
+                result = await self._gateway.resolve(
+                    result, plan.body["steps"], item.run_id
+                )
             finally:
                 if watch is not None:
                     watch.cancel()

@@ -68,6 +68,7 @@ def secret_fingerprints(settings: Settings) -> dict[str, str | None]:
         "INNGEST_SIGNING_KEY": settings.inngest_signing_key,
         "INNGEST_SIGNING_KEY_FALLBACK": settings.inngest_signing_key_fallback,
         "AUTH_JWT_SECRET": settings.auth_jwt_secret,
+        "LLM_API_KEY": settings.llm_api_key,
     }
     return {
         name: fingerprint(value.get_secret_value(), signing_key="SIGNING" in name)
@@ -81,6 +82,7 @@ def problems(settings: Settings) -> list[Problem]:
     """Everything that stops this profile from working, in setting order."""
     found = _inngest_problems(settings)
     found += _signing_key_problems(settings)
+    found += _llm_problems(settings)
     if not settings.is_dev:
         found += _prod_service_problems(settings)
     return found
@@ -115,6 +117,28 @@ def _inngest_problems(settings: Settings) -> list[Problem]:
             )
         )
     return found
+
+
+def _llm_problems(settings: Settings) -> list[Problem]:
+    if settings.summarizer != "llm":
+        return []
+    wanted = {
+        "LLM_BASE_URL": (
+            settings.llm_base_url,
+            "SUMMARIZER=llm calls an OpenAI-compatible endpoint; set its base "
+            "URL (e.g. https://api.openai.com/v1) or use SUMMARIZER=extractive",
+        ),
+        "LLM_MODEL": (
+            settings.llm_model,
+            "SUMMARIZER=llm needs the model's name (e.g. gpt-4o-mini) or "
+            "SUMMARIZER=extractive",
+        ),
+    }
+    return [
+        Problem(name, fix)
+        for name, (value, fix) in wanted.items()
+        if not (value or "").strip()
+    ]
 
 
 def _signing_key_problems(settings: Settings) -> list[Problem]:

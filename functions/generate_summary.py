@@ -5,6 +5,8 @@ load -> split -> summarize-chunk-0..N (in parallel) -> combine -> save
 Each step is retried on its own, and each finished step moves the job's
 progress. Step outputs stay small (the chunks themselves live in the job
 store), so the executor's per-run state does not grow with the document.
+SUMMARIZER picks who summarises (the extractive ranker, or a language model
+in functions/llm/); the steps are the same either way.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from backend.store.jobs import FIXED_STEPS
 from backend.store.shared import shared_store
 from digest.settings import Settings
 from functions import summarizer
+from functions.cleanup import build_cleanup
 from functions.cpu import run_cpu
 from functions.faults import check_fault
+from functions.llm import LLMConfig, LLMSummarizer
 from functions.sources.document import fetch_document, html_document
 from functions.sources.fetch import FetchLimits, FetchRefused
 
@@ -50,6 +54,13 @@ def build_functions(
     limits = FetchLimits(
         loopback_ports=frozenset(settings.fetch_allow_loopback_for_tests)
     )
+    # SUMMARIZER=llm swaps the chunking, the per-chunk steps and `combine`
+    # for a language model's; None keeps the offline extractive summariser.
+    llm = (
+        LLMSummarizer(LLMConfig.from_settings(settings))
+        if settings.summarizer == "llm"
+        else None
+    )
 
     async def store() -> JobStore:
         return await shared_store(settings.database_url, migrate=settings.is_dev)
@@ -71,6 +82,7 @@ def build_functions(
         trigger=inngest.TriggerEvent(event=SUMMARY_REQUESTED),
         retries=RETRIES,
         on_failure=mark_failed,
+        concurrency=llm.concurrency() if llm is not None else None,
         # The executor stops the run at its next step boundary; the API has
         # already marked the job cancelled, whatever the executor supports.
         cancel=[
@@ -109,6 +121,22 @@ def build_functions(
 
             return ctx.step.run(name, guarded)
 
+        async def finish(
+            chosen: list[str], by: str, model: str | None
+        ) -> dict[str, Any]:
+            async def save() -> None:
+                await jobs.finish_step(job_id, "save")
+                await jobs.succeed(job_id, chosen, summarizer=by, model=model)
+
+            await step("save", save)
+            log.info(
+                "job %s succeeded with %d sentence(s) from the %s summariser",
+                job_id,
+                len(chosen),
+                by,
+            )
+            return {"job_id": job_id, "sentences": len(chosen)}
+
         async def load() -> dict[str, Any]:
             await jobs.mark_running(job_id)
             await _materialise_source(jobs, job_id, limits)
@@ -126,9 +154,12 @@ def build_functions(
 
         async def split() -> dict[str, Any]:
             text, _ = await jobs.get_source(job_id)
-            chunks = await run_cpu(
-                _split_document, text, loaded["format"], settings.chunk_chars
-            )
+            if llm is not None:
+                chunks = await run_cpu(llm.splitter(), text, loaded["format"])
+            else:
+                chunks = await run_cpu(
+                    _split_document, text, loaded["format"], settings.chunk_chars
+                )
             sentences = sum(len(chunk) for chunk in chunks)
             if sentences == 0:
                 raise inngest.NonRetriableError(
@@ -143,6 +174,13 @@ def build_functions(
 
         parts = await step("split", split)
         keep: int = loaded["keep"]
+
+        if llm is not None:
+            partials = await llm.summarize_chunks(
+                ctx, step, jobs, job_id, parts["chunks"]
+            )
+            chosen = await llm.combine(ctx, step, jobs, job_id, partials, keep)
+            return await finish(chosen, llm.name, llm.model)
 
         async def summarize_chunk(position: int) -> list[summarizer.Candidate]:
             chunk = [
@@ -170,17 +208,10 @@ def build_functions(
             await jobs.finish_step(job_id, "combine")
             return chosen
 
-        chosen: list[str] = await step("combine", combine)
+        extracted: list[str] = await step("combine", combine)
+        return await finish(extracted, "extractive", None)
 
-        async def save() -> None:
-            await jobs.finish_step(job_id, "save")
-            await jobs.succeed(job_id, chosen)
-
-        await step("save", save)
-        log.info("job %s succeeded with %d sentence(s)", job_id, len(chosen))
-        return {"job_id": job_id, "sentences": len(chosen)}
-
-    return [generate_summary]
+    return [generate_summary, build_cleanup(client, settings, store)]
 
 
 async def _materialise_source(jobs: JobStore, job_id: str, limits: FetchLimits) -> None:

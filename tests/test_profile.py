@@ -97,6 +97,19 @@ def test_sqlite_in_prod_needs_the_explicit_override() -> None:
     assert named(prod(database_url=sqlite, allow_sqlite_in_prod=True)) == []
 
 
+def test_llm_summariser_without_endpoint_or_model_is_refused_in_any_profile() -> None:
+    llm = Settings(app_env="dev", summarizer="llm")
+    assert named(llm) == ["LLM_BASE_URL", "LLM_MODEL"]
+    ready = Settings(
+        app_env="dev",
+        summarizer="llm",
+        llm_base_url="http://127.0.0.1:9/v1",
+        llm_model="stand-in",
+    )
+    assert named(ready) == []
+    assert named(prod(summarizer="llm", llm_model="m")) == ["LLM_BASE_URL"]
+
+
 def test_dev_refuses_prod_keys_and_equal_fallback_only() -> None:
     test_key = "signkey-test-" + "cd" * 32
     assert named(Settings(app_env="dev", inngest_signing_key=test_key)) == []
