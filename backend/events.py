@@ -1,26 +1,31 @@
-"""Sending `summary/requested` to the executor, and re-sending what failed.
+"""Sending what the outbox holds to the executor, from every replica.
 
-The job is committed before its event is sent. If the send fails the job
-stays queued with its event marked unsent, and the relay loop sends it
-again; so it does for a job still queued well after its event went out
-(an executor that had not synced the function yet drops the event). The
-event id is the job id, so a repeated send never starts a second run.
+A new job's `summary/requested` row is committed with the job. The API asks
+for it to be sent as soon as it has answered (`send_job_event`); the relay
+loop sends whatever is still due: rows whose send failed (after a backoff),
+rows a crashed replica had claimed (after their lease), and rows whose job is
+still queued a while after the send (an executor that had not synced the
+function yet drops the event). The event id is the job id, so a repeated
+send never starts a second run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 import inngest
 
 from backend.store import JobStore
+from backend.store.outbox import SUMMARY_REQUESTED, PendingEvent
 
 log = logging.getLogger("digest.backend.events")
 
-SUMMARY_REQUESTED = "summary/requested"
 CANCEL_REQUESTED = "summary/cancel.requested"
+
+__all__ = ["CANCEL_REQUESTED", "SUMMARY_REQUESTED", "EventSender"]
 
 
 class EventSender:
@@ -29,30 +34,32 @@ class EventSender:
         client: inngest.Inngest,
         store: JobStore,
         *,
-        relay_every: float = 2.0,
-        unsent_for: timedelta = timedelta(seconds=3),
-        queued_for: timedelta = timedelta(seconds=10),
+        relay_every: float = 1.0,
+        lease: timedelta = timedelta(seconds=30),
+        check_again_after: timedelta = timedelta(seconds=10),
+        batch: int = 100,
     ) -> None:
         self._client = client
         self._store = store
         self._relay_every = relay_every
-        self._unsent_for = unsent_for
-        self._queued_for = queued_for
+        self._lease = lease
+        self._check_again_after = check_again_after
+        self._batch = batch
 
     async def send_job_event(self, job_id: str) -> bool:
-        event = inngest.Event(
-            name=SUMMARY_REQUESTED, id=job_id, data={"job_id": job_id}
-        )
+        """Send the job's event now, unless another relay has it in hand.
+
+        Runs after the answer has gone out, so it never raises: with the
+        database away the row stays pending and the relay sends it later.
+        """
         try:
-            await self._client.send(event)
+            claimed = await self._store.claim_events(
+                lease=self._lease, limit=1, event_id=job_id
+            )
+            return bool(claimed) and await self._send(claimed)
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            log.warning("job %s: event not sent, will retry (%s)", job_id, reason)
-            await self._store.mark_event_unsent(job_id, reason)
+            log.warning("job %s: event left to the relay (%s)", job_id, exc)
             return False
-        await self._store.mark_event_sent(job_id)
-        log.debug("job %s: event sent", job_id)
-        return True
 
     async def send_cancel_event(self, job_id: str) -> bool:
         """Ask the executor to stop the job's run.
@@ -70,16 +77,40 @@ class EventSender:
             return False
         return True
 
+    async def _send(self, events: Sequence[PendingEvent]) -> bool:
+        batch = [
+            inngest.Event(name=event.name, id=event.id, data=event.data)
+            for event in events
+        ]
+        try:
+            await self._client.send(batch)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "%d event(s) not sent, will retry (first: job %s, attempt %d): %s",
+                len(events),
+                events[0].job_id,
+                events[0].attempt,
+                reason,
+            )
+            await self._store.events_not_sent(events, reason)
+            return False
+        await self._store.events_sent(events, check_again_after=self._check_again_after)
+        log.debug("%d event(s) sent (first: job %s)", len(events), events[0].job_id)
+        return True
+
     async def relay_once(self) -> int:
-        """Send the events that must go (again); return how many went out."""
+        """Send the outbox rows that are due; return how many went out."""
         sent = 0
-        due = await self._store.jobs_to_send(
-            unsent_for=self._unsent_for, queued_for=self._queued_for
-        )
-        for job_id in due:
-            if await self.send_job_event(job_id):
-                sent += 1
-        return sent
+        while True:
+            claimed = await self._store.claim_events(
+                lease=self._lease, limit=self._batch
+            )
+            if not claimed or not await self._send(claimed):
+                return sent
+            sent += len(claimed)
+            if len(claimed) < self._batch:
+                return sent
 
     async def relay_forever(self) -> None:
         while True:

@@ -21,8 +21,9 @@ from collections.abc import AsyncIterator
 import inngest.fast_api
 from fastapi import FastAPI
 
-from digest.service import health_router, job_store_open, refuse_unsafe_fetch
+from digest.service import health_router, job_store_open, refuse_bad_profile
 from digest.settings import Settings, get_settings
+from digest.signature_age import RefuseStaleSignatures
 from functions.client import create_client
 from functions.generate_summary import build_functions
 
@@ -31,7 +32,7 @@ log = logging.getLogger("digest.functions.service")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    refuse_unsafe_fetch(settings)
+    refuse_bad_profile(settings)
     client = create_client(settings)
 
     @contextlib.asynccontextmanager
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(health_router)
+    app.add_middleware(RefuseStaleSignatures, settings=settings)
     inngest.fast_api.serve(app, client, build_functions(client, settings))
     return app
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from digest import stack
+from tests.databases import DATABASE_OF, database_for
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 
@@ -96,30 +97,51 @@ def start_stack(
     *,
     backend_env: dict[str, str] | None = None,
     retry_interval: float = 0.2,
+    database_url: str | None = None,
 ) -> Stack:
     started = stack.start_local_stack(
-        home, retry_interval=retry_interval, backend_env=backend_env
+        home,
+        retry_interval=retry_interval,
+        backend_env=backend_env,
+        database_url=database_url,
     )
     return Stack(executor=started.executor, backend=started.backend, home=home)
 
 
 @pytest.fixture(scope="module")
-def digest_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def digest_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """Executor and backend, shared by the tests of one module."""
-    running = start_stack(tmp_path_factory.mktemp("stack"))
-    yield running
-    running.backend.stop()
-    running.executor.stop()
+    home = tmp_path_factory.mktemp("stack")
+    with database_for(request, home) as database_url:
+        running = start_stack(home, database_url=database_url)
+        DATABASE_OF[running.backend.url] = database_url
+        yield running
+        running.backend.stop()
+        running.executor.stop()
 
 
 @pytest.fixture(scope="module")
-def lone_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Service]:
+def lone_backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[stack.Service]:
     """A backend whose executor does not answer: events stay unsent."""
     home = tmp_path_factory.mktemp("lone")
-    backend = stack.start_backend(
-        executor_url=f"http://{stack.LOOPBACK}:{stack.free_port()}",
-        database_url=f"sqlite+aiosqlite:///{home / 'digest.db'}",
-        log_path=home / "backend.log",
-    )
-    yield backend
-    backend.stop()
+    with database_for(request, home) as database_url:
+        backend = stack.start_backend(
+            executor_url=f"http://{stack.LOOPBACK}:{stack.free_port()}",
+            database_url=database_url,
+            log_path=home / "backend.log",
+        )
+        DATABASE_OF[backend.url] = database_url
+        yield backend
+        backend.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty job-store database: a SQLite file, then a PostgreSQL database
+    of the test's own (see tests/pg.py), so a test using it runs on both."""
+    with database_for(request, tmp_path) as url:
+        yield url

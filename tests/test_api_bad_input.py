@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import httpx
 import pytest
 
 from digest import stack
+from tests.databases import DATABASE_OF, ON_BOTH_DATABASES, count_rows
+
+pytestmark = ON_BOTH_DATABASES("lone_backend")
 
 
 def _job_count(backend: stack.Service) -> int:
-    db = Path(str(backend.log_path).replace("backend.log", "digest.db"))
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute("select count(*) from jobs").fetchone()[0])
+    return count_rows(DATABASE_OF[backend.url], "jobs")
 
 
 def _auth(backend: stack.Service) -> dict[str, str]:

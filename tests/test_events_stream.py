@@ -12,6 +12,9 @@ import httpx
 import pytest
 
 from tests.conftest import CORPUS, Stack
+from tests.databases import ON_BOTH_DATABASES
+
+pytestmark = ON_BOTH_DATABASES("digest_stack")
 
 Event = tuple[str, int, dict[str, Any]]
 

@@ -116,7 +116,8 @@ def test_backend_without_functions_has_no_serve_endpoint(split: SplitStack) -> N
     # The functions service serves the functions, health, and nothing else.
     introspection = httpx.get(f"{split.functions.url}/api/inngest", timeout=10)
     assert introspection.status_code == 200
-    assert introspection.json()["function_count"] == 1
+    # generate-summary and cleanup-expired-jobs
+    assert introspection.json()["function_count"] == 2
     assert httpx.get(f"{split.functions.url}/healthz", timeout=10).json() == {
         "status": "ok"
     }
@@ -187,6 +188,7 @@ def test_second_url_replaces_the_first_and_events_run_once(tmp_path: Path) -> No
         app = _app(running.executor)
         assert app["url"] == f"{second.url}/api/inngest"
         assert sorted(f["slug"] for f in app["functions"]) == [
+            "digest-cleanup-expired-jobs",
             "digest-generate-summary",
             "digest-generate-summary-failure",
         ]

@@ -5,6 +5,9 @@ from __future__ import annotations
 import httpx
 
 from digest import stack
+from tests.databases import ON_BOTH_DATABASES
+
+pytestmark = ON_BOTH_DATABASES("lone_backend")
 
 
 def test_alive_but_not_ready_without_executor(lone_backend: stack.Service) -> None:

@@ -1,14 +1,18 @@
 """One reader of a job's event log per process, however many clients follow it.
 
-The step functions may run in another process than the API, so the API
-learns of a change by reading the job's event log. A `_Watch` polls the log
-of one job and keeps what it read; every subscriber of that job reads from
-the watch, so 200 clients on one job cost one query per interval, not 200.
+The step functions may run in another process than the API (another
+replica, a functions service), so the API learns of a change by reading the
+job's event log. A `_Watch` reads the log of one job when the store says the
+job changed (backend.store.notify) and, since such news can be lost, also
+every `reread` seconds without it; it keeps what it read, and every
+subscriber of that job reads from the watch, so 200 clients on one job cost
+one query per change, not 200.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -18,30 +22,37 @@ log = logging.getLogger("digest.backend.feed")
 
 
 class _Watch:
-    def __init__(self, store: JobStore, job_id: str, start: int, interval: float):
+    def __init__(self, store: JobStore, job_id: str, start: int, reread: float):
         self.start = start
         self.events: list[JobEvent] = []
         self.users = 0
-        self._store, self._job_id, self._interval = store, job_id, interval
+        self._store, self._job_id, self._reread = store, job_id, reread
         self._changed = asyncio.Event()
-        self.task = asyncio.create_task(self._poll(), name=f"watch-{job_id}")
+        self.task = asyncio.create_task(self._read(), name=f"watch-{job_id}")
 
     @property
     def last(self) -> int:
         return self.events[-1].seq if self.events else self.start
 
-    async def _poll(self) -> None:
-        while not (self.events and self.events[-1].is_final):
-            await asyncio.sleep(self._interval)
-            try:
-                found = await self._store.events_after(self._job_id, self.last)
-            except Exception:
-                log.exception("reading the events of job %s failed", self._job_id)
-                continue
-            if found:
-                self.events += found
-                changed, self._changed = self._changed, asyncio.Event()
-                changed.set()
+    async def _read(self) -> None:
+        with self._store.changes.subscribe(self._job_id) as woken:
+            while True:
+                # Cleared before reading, so news that comes during the read
+                # is not lost: it makes the next wait return at once.
+                woken.clear()
+                try:
+                    found = await self._store.events_after(self._job_id, self.last)
+                except Exception:
+                    log.exception("reading the events of job %s failed", self._job_id)
+                    found = []
+                if found:
+                    self.events += found
+                    changed, self._changed = self._changed, asyncio.Event()
+                    changed.set()
+                    if found[-1].is_final:
+                        return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), self._reread)
 
     async def after(self, seq: int) -> list[JobEvent]:
         """Events above `seq` that this watch holds, waiting for one if none."""
@@ -51,16 +62,17 @@ class _Watch:
 
 
 class JobFeed:
-    def __init__(self, store: JobStore, *, interval: float = 0.2) -> None:
+    def __init__(self, store: JobStore, *, reread: float = 1.0) -> None:
         self._store = store
-        self._interval = interval
+        self._reread = reread
         self._watches: dict[str, _Watch] = {}
 
     async def follow(self, job_id: str, seq: int) -> AsyncIterator[JobEvent]:
         """Every event of the job above `seq`, in order, until its final one."""
+        await self._store.changes.start()
         watch = self._watches.get(job_id)
         if watch is None:
-            watch = _Watch(self._store, job_id, seq, self._interval)
+            watch = _Watch(self._store, job_id, seq, self._reread)
             self._watches[job_id] = watch
         watch.users += 1
         try:

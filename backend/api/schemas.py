@@ -102,6 +102,14 @@ class SummaryOut(BaseModel):
     summary: str | None
     sentences: list[str] | None
     error: str | None
+    summarizer: str | None = Field(
+        default=None,
+        description="Who wrote the summary: `extractive` or `llm`; "
+        "null until the job succeeds.",
+    )
+    model: str | None = Field(
+        default=None, description="The language model, for the `llm` summariser."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -118,6 +126,8 @@ class SummaryOut(BaseModel):
             summary=" ".join(job.summary) if job.summary is not None else None,
             sentences=job.summary,
             error=job.error,
+            summarizer=job.summarizer,
+            model=job.summary_model,
             created_at=job.created_at,
             updated_at=job.updated_at,
         )

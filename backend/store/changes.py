@@ -3,6 +3,7 @@
 A change and its log entry are written in the same transaction, and the
 entry's `seq` comes from incrementing the job's `version` in that
 transaction, so the log has no gaps and its order is the order of commits.
+Each logged change also tells the job's followers (see notify.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.store.models import JobEventRow, JobRow, JobStepRow
+from backend.store.notify import CHANNEL
+
+# Key in `session.info` of the ids of the jobs a transaction logged changes
+# for; the store wakes their followers in this process after the commit.
+CHANGED_JOBS = "digest_changed_jobs"
 
 EventKind = Literal["status", "progress", "completed", "failed", "cancelled"]
 
@@ -67,6 +73,11 @@ async def change_job(
             step=step,
         )
     )
+    session.info.setdefault(CHANGED_JOBS, set()).add(job_id)
+    if session.get_bind().dialect.name == "postgresql":
+        # Delivered to every LISTEN connection when, and only if, this
+        # transaction commits.
+        await session.execute(select(func.pg_notify(CHANNEL, job_id)))
     return True
 
 

@@ -1,29 +1,70 @@
-"""Async engines for the job store, tuned per database."""
+"""Async engines for the job store, tuned per database.
+
+SQLite (aiosqlite) is the zero-set-up default; PostgreSQL (asyncpg) is what
+production runs, with several backend replicas on one database.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import URL, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+# Spellings of a PostgreSQL URL that people paste from their provider; all
+# of them mean asyncpg here, the one async driver Digest ships.
+_POSTGRES_DRIVERS = {"postgres", "postgresql", "postgresql+asyncpg"}
 
-def is_sqlite(database_url: str) -> bool:
-    return make_url(database_url).get_backend_name() == "sqlite"
+
+class UnsupportedDatabase(ValueError):
+    def __init__(self, database_url: str) -> None:
+        shown = make_url(database_url).render_as_string(hide_password=True)
+        super().__init__(
+            f"DATABASE_URL {shown} names a database Digest cannot use; use "
+            "sqlite+aiosqlite:///path/to/file.db or "
+            "postgresql+asyncpg://user:password@host:5432/name"
+        )
 
 
-def create_engine(database_url: str) -> AsyncEngine:
-    """An engine for `database_url`; for SQLite, WAL mode and a busy timeout.
+def database_url(raw: str) -> URL:
+    """`raw` as the URL the engine uses: PostgreSQL always through asyncpg."""
+    url = make_url(raw)
+    if url.drivername in _POSTGRES_DRIVERS:
+        return url.set(drivername="postgresql+asyncpg")
+    if url.get_backend_name() == "sqlite":
+        return url
+    raise UnsupportedDatabase(raw)
 
-    Parallel steps write progress at the same moment; WAL lets readers go on
-    while one writer commits, and the busy timeout makes writers queue rather
-    than fail with "database is locked".
+
+def is_sqlite(raw: str) -> bool:
+    return make_url(raw).get_backend_name() == "sqlite"
+
+
+def is_postgres(raw: str) -> bool:
+    return make_url(raw).get_backend_name() == "postgresql"
+
+
+def asyncpg_dsn(raw: str) -> str:
+    """The libpq-style DSN asyncpg itself takes, for connections that live
+    outside the engine's pool (the LISTEN connection)."""
+    url = database_url(raw).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def create_engine(raw: str) -> AsyncEngine:
+    """An engine for the database at `raw`.
+
+    On PostgreSQL, pre-ping replaces connections the server dropped (a
+    restart, an idle timeout) before a request uses them. On SQLite, WAL mode
+    and a busy timeout: parallel steps write progress at the same moment;
+    WAL lets readers go on while one writer commits, and the busy timeout
+    makes writers queue rather than fail with "database is locked".
     """
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+    url = database_url(raw)
+    if url.get_backend_name() == "postgresql":
+        return create_async_engine(url, pool_pre_ping=True, pool_recycle=1800)
 
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,8 @@ never go through the API to reach a job.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -27,8 +28,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ulid import ULID
 
-from backend.store.changes import JobEvent, change_job, events_after, steps_done
+from backend.store import outbox
+from backend.store.changes import (
+    CHANGED_JOBS,
+    JobEvent,
+    change_job,
+    events_after,
+    steps_done,
+)
+from backend.store.engine import asyncpg_dsn, is_postgres
 from backend.store.models import JobChunkRow, JobRow, JobStepRow
+from backend.store.notify import JobChanges, PostgresChanges
+from backend.store.outbox import PendingEvent
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -68,6 +79,9 @@ class Job:
     updated_at: datetime
     # Sequence number of the job's latest event; 0 before any.
     version: int
+    # Who wrote the summary (`extractive`, `llm`) and with which model.
+    summarizer: str | None = None
+    summary_model: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -87,9 +101,23 @@ class JobStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        url = engine.url.render_as_string(hide_password=False)
+        self.changes: JobChanges = (
+            PostgresChanges(asyncpg_dsn(url)) if is_postgres(url) else JobChanges()
+        )
 
     async def close(self) -> None:
+        await self.changes.close()
         await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        """A transaction; once it commits, this process's streams of the jobs
+        it changed are woken (other processes hear of it by NOTIFY)."""
+        async with self._sessions.begin() as session:
+            yield session
+        for job_id in session.info.pop(CHANGED_JOBS, ()):
+            self.changes.publish(job_id)
 
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""
@@ -108,7 +136,11 @@ class JobStore:
         title: str | None,
         source_url: str | None = None,
     ) -> Job:
-        """A queued job for `text`, or for `source_url` (then `text` is "")."""
+        """A queued job for `text`, or for `source_url` (then `text` is "").
+
+        Its `summary/requested` event is written to the outbox in the same
+        transaction: there is no job without its event, nor the reverse.
+        """
         now = _now()
         row = JobRow(
             id=str(ULID()),
@@ -125,11 +157,17 @@ class JobStore:
             updated_at=now,
             version=0,
         )
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             session.add(row)
             await session.flush()
+            session.add(outbox.job_requested(row.id, now))
             await change_job(session, row.id, "status")
-        return await self.get_job(row.id)
+            # Read back on the same connection: a second checkout after the
+            # commit can time out under load, and the caller would then be
+            # told the job failed when it exists.
+            await session.refresh(row)
+            job = _to_job(row, done=0)
+        return job
 
     async def get_job(self, job_id: str) -> Job:
         async with self._sessions() as session:
@@ -192,47 +230,64 @@ class JobStore:
                 raise JobNotFound(job_id)
             return pair[0], pair[1]
 
-    # -- the event that starts the work --------------------------------------
+    # -- the outbox --------------------------------------------------------
 
-    async def mark_event_sent(self, job_id: str) -> None:
-        await self._update(job_id, event_sent_at=_now(), event_error=None)
-
-    async def mark_event_unsent(self, job_id: str, reason: str) -> None:
-        await self._update(job_id, event_error=reason)
-
-    async def jobs_to_send(
-        self, *, unsent_for: timedelta, queued_for: timedelta
-    ) -> list[str]:
-        """Queued jobs whose event must be sent (again).
-
-        Those whose send failed (`unsent_for` after they were created), and
-        those still queued `queued_for` after their event went out: an event
-        that reached the executor before it knew the function starts no run.
-        Sending again is safe since the event id is the job id.
-        """
-        now = _now()
-        async with self._sessions() as session:
-            found = await session.execute(
-                select(JobRow.id)
-                .where(JobRow.status == "queued")
-                .where(
-                    or_(
-                        and_(
-                            JobRow.event_sent_at.is_(None),
-                            JobRow.created_at <= now - unsent_for,
-                        ),
-                        JobRow.event_sent_at <= now - queued_for,
-                    )
-                )
-                .order_by(JobRow.created_at)
-                .limit(100)
+    async def claim_events(
+        self, *, lease: timedelta, limit: int = 100, event_id: str | None = None
+    ) -> list[PendingEvent]:
+        """Outbox rows due to be sent, taken for `lease` (see outbox.claim)."""
+        async with self._sessions.begin() as session:
+            return await outbox.claim(
+                session, now=_now(), lease=lease, limit=limit, event_id=event_id
             )
-            return list(found.scalars())
+
+    async def events_sent(
+        self, events: Sequence[PendingEvent], *, check_again_after: timedelta
+    ) -> None:
+        if events:
+            async with self._sessions.begin() as session:
+                await outbox.mark_sent(
+                    session, events, now=_now(), check_again_after=check_again_after
+                )
+
+    async def events_not_sent(
+        self, events: Sequence[PendingEvent], reason: str
+    ) -> None:
+        if events:
+            async with self._sessions.begin() as session:
+                await outbox.mark_failed(session, events, reason, now=_now())
+
+    # -- retention ----------------------------------------------------------
+
+    async def delete_jobs_changed_before(
+        self, cutoff: datetime, *, batch: int = 500
+    ) -> int:
+        """Delete the jobs whose last change is older than `cutoff`, with
+        their steps, chunks, event log and outbox rows; how many went.
+
+        Batches keep each transaction short beside the live traffic.
+        """
+        deleted = 0
+        while True:
+            async with self._sessions.begin() as session:
+                found = await session.execute(
+                    select(JobRow.id)
+                    .where(JobRow.updated_at < cutoff)
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                )
+                ids = list(found.scalars())
+                if ids:
+                    # The foreign keys cascade to the job's other rows.
+                    await session.execute(delete(JobRow).where(JobRow.id.in_(ids)))
+            deleted += len(ids)
+            if len(ids) < batch:
+                return deleted
 
     # -- progress, written by the step functions -----------------------------
 
     async def mark_running(self, job_id: str) -> None:
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             await _require(session, job_id)
             await change_job(
                 session,
@@ -251,7 +306,7 @@ class JobStore:
         if total is not None:
             values["progress_total"] = total
         try:
-            async with self._sessions.begin() as session:
+            async with self._write() as session:
                 await _require(session, job_id)
                 # One statement, so that a cancel committed while this step
                 # waited for the write lock is seen: a step that ends after
@@ -289,7 +344,7 @@ class JobStore:
     async def save_chunks(
         self, job_id: str, chunks: Sequence[Sequence[Mapping[str, Any]]]
     ) -> None:
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             await _require(session, job_id)
             await session.execute(
                 delete(JobChunkRow).where(JobChunkRow.job_id == job_id)
@@ -310,8 +365,15 @@ class JobStore:
                 raise JobNotFound(f"{job_id}/chunk/{position}")
             return list(row.sentences)
 
-    async def succeed(self, job_id: str, summary: list[str]) -> None:
-        async with self._sessions.begin() as session:
+    async def succeed(
+        self,
+        job_id: str,
+        summary: list[str],
+        *,
+        summarizer: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        async with self._write() as session:
             await _require(session, job_id)
             await change_job(
                 session,
@@ -320,6 +382,8 @@ class JobStore:
                 JobRow.status.not_in(TERMINAL_STATUSES),
                 status="succeeded",
                 summary=summary,
+                summarizer=summarizer,
+                summary_model=model,
                 updated_at=_now(),
             )
             # The chunks were only needed while the job ran.
@@ -329,7 +393,7 @@ class JobStore:
 
     async def fail(self, job_id: str, reason: str) -> None:
         """Mark the job failed unless it already ended."""
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             await _require(session, job_id)
             await change_job(
                 session,
@@ -347,7 +411,7 @@ class JobStore:
         The step functions' succeed() and fail() leave a cancelled job as it
         is, so the job ends cancelled whether or not the run stops at once.
         """
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             await _require(session, job_id)
             changed = await change_job(
                 session,
@@ -364,7 +428,7 @@ class JobStore:
             return changed
 
     async def _update(self, job_id: str, **values: Any) -> None:
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             await _require(session, job_id)
             await session.execute(
                 update(JobRow).where(JobRow.id == job_id).values(**values)
@@ -372,7 +436,15 @@ class JobStore:
 
 
 async def _require(session: AsyncSession, job_id: str) -> None:
-    found = await session.execute(select(JobRow.id).where(JobRow.id == job_id))
+    """Raise JobNotFound, or lock the job's row until the transaction ends.
+
+    The lock makes writers of one job take turns on PostgreSQL, as SQLite's
+    single write lock does: a step finishing as the job is cancelled either
+    counts before the cancel or not at all. (SQLite renders no FOR UPDATE.)
+    """
+    found = await session.execute(
+        select(JobRow.id).where(JobRow.id == job_id).with_for_update()
+    )
     if found.scalar_one_or_none() is None:
         raise JobNotFound(job_id)
 
@@ -393,4 +465,6 @@ def _to_job(row: JobRow, *, done: int) -> Job:
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
         version=row.version,
+        summarizer=row.summarizer,
+        summary_model=row.summary_model,
     )

@@ -8,10 +8,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# Any fixed number: the advisory lock that serialises migrations.
+MIGRATION_LOCK = 0x64696765
 
 
 class MigrationRequired(RuntimeError):
@@ -39,14 +41,20 @@ def _current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def _upgrade(connection: Connection) -> None:
-    command.upgrade(_config(connection), "head")
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the database to `revision`, by default the latest."""
 
+    def run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together on a fresh database take turns; the
+            # later ones then find it migrated. Released at commit.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+            )
+        command.upgrade(_config(connection), revision)
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the database to the latest revision."""
     async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+        await connection.run_sync(run)
 
 
 async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:

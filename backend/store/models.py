@@ -32,13 +32,19 @@ class JobRow(Base):
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
     progress_step: Mapped[str | None] = mapped_column(String(100))
     summary: Mapped[list[str] | None] = mapped_column(JSON)
+    # Who wrote the summary, set when the job succeeds: `extractive` or
+    # `llm`, and for `llm` the model's name.
+    summarizer: Mapped[str | None] = mapped_column(String(16))
+    summary_model: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
-    # When the `summary/requested` event reached the executor; NULL means it
-    # still has to be sent (the relay retries it).
+    # When the `summary/requested` event first reached the executor; NULL
+    # until then. The outbox row is what the relay works from; this copy
+    # answers "was it sent" without a join.
     event_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Unused since the outbox (0003) keeps the last send error per event.
     event_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     # Sequence number of the job's latest event (JobEventRow.seq).
     version: Mapped[int] = mapped_column(Integer, server_default="0")
 
@@ -93,3 +99,30 @@ class JobEventRow(Base):
     done: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)
     step: Mapped[str | None] = mapped_column(String(100))
+
+
+class OutboxRow(Base):
+    """An event the executor must receive, written in the same transaction
+    as the change that calls for it, and sent by the relay (backend.events).
+
+    `available_at` is when a relay may next take the row: now for a new row,
+    the end of a relay's lease while it sends, a backoff after a failed send,
+    or a later check after a successful one (a job still queued then has its
+    event sent again; the id makes that harmless).
+    """
+
+    __tablename__ = "outbox"
+
+    # The event's id; for `summary/requested` the job's id, which is what
+    # the executor de-duplicates on.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    available_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
