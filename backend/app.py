@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import inngest.fast_api
 from fastapi import FastAPI
@@ -14,59 +15,51 @@ from fastapi.middleware.cors import CORSMiddleware
 from backend.api import dev, listing, stream, summaries
 from backend.api.feed import JobFeed
 from backend.auth import TokenVerifier
+from backend.dbfaults import install_database_fault_handlers
 from backend.errors import install_error_handlers
 from backend.events import EventSender
 from backend.web import router as web_router
+from digest.profile import secret_fingerprints
 from digest.service import (
     UnsafeSettings,
     health_router,
     job_store_open,
-    refuse_unsafe_fetch,
+    refuse_bad_profile,
 )
-from digest.settings import DEV_JWT_SECRET, Settings, get_settings
+from digest.settings import Settings, get_settings
+from digest.signature_age import RefuseStaleSignatures
 from functions.client import create_client
 from functions.generate_summary import build_functions
 
 log = logging.getLogger("digest.backend")
 
-__all__ = ["UnsafeSettings", "create_app", "refuse_unsafe"]
-
-
-def refuse_unsafe(settings: Settings) -> None:
-    """Refuse a prod profile that would accept forged tokens or fetch from
-    the server's own network, with the setting that fixes it."""
-    if settings.is_dev:
-        return
-    if settings.jwt_secret is None and not settings.auth_jwks_url:
-        raise UnsafeSettings(
-            "prod needs AUTH_JWKS_URL (your identity provider's key set) or "
-            "AUTH_JWT_SECRET to check bearer tokens"
-        )
-    if settings.jwt_secret == DEV_JWT_SECRET:
-        raise UnsafeSettings("AUTH_JWT_SECRET is the public dev secret; set your own")
-    refuse_unsafe_fetch(settings)
+__all__ = ["UnsafeSettings", "create_app"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    refuse_unsafe(settings)
+    # Every problem of the profile at once, one line each (digest.profile).
+    refuse_bad_profile(settings)
     client = create_client(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with job_store_open(settings) as store:
-            sender = EventSender(client, store)
+            sender = EventSender(
+                client, store, lease=timedelta(seconds=settings.outbox_lease_seconds)
+            )
             app.state.store = store
             app.state.events = sender
-            app.state.feed = JobFeed(store)
+            app.state.feed = JobFeed(store, reread=settings.job_stream_reread_seconds)
             relay = asyncio.create_task(sender.relay_forever(), name="event-relay")
             log.info(
-                "backend ready (profile %s, executor %s, functions %s)",
+                "backend ready (profile %s, executor %s, functions %s, signing key %s)",
                 settings.app_env,
                 settings.executor_url if settings.is_dev else "Inngest Cloud",
                 "served at /api/inngest"
                 if settings.serve_functions
                 else "served elsewhere",
+                secret_fingerprints(settings)["INNGEST_SIGNING_KEY"] or "none",
             )
             try:
                 yield
@@ -86,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.tokens = TokenVerifier(settings)
     install_error_handlers(app)
+    install_database_fault_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -102,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(dev.router)
     app.include_router(web_router)
     if settings.serve_functions:
+        app.add_middleware(RefuseStaleSignatures, settings=settings)
         # Otherwise a functions service of its own serves them (`functions.app`)
         # and this process only sends events.
         inngest.fast_api.serve(app, client, build_functions(client, settings))

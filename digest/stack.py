@@ -278,11 +278,13 @@ def start_local_stack(
     *,
     retry_interval: float | None = None,
     backend_env: Mapping[str, str] | None = None,
+    database_url: str | None = None,
 ) -> LocalStack:
     """Start both on free ports with their state under `home`, and sync them.
 
     `retry_interval` replaces the executor's backoff table with a fixed
-    delay, which tests use to keep retries short.
+    delay, which tests use to keep retries short. The jobs go to a SQLite
+    file under `home` unless `database_url` names another database.
     """
     backend_port = free_port()
     backend_url = f"http://{LOOPBACK}:{backend_port}"
@@ -293,7 +295,7 @@ def start_local_stack(
     try:
         backend = start_backend(
             executor_url=executor.url,
-            database_url=f"sqlite+aiosqlite:///{home / 'digest.db'}",
+            database_url=database_url or f"sqlite+aiosqlite:///{home / 'digest.db'}",
             log_path=home / "backend.log",
             port=backend_port,
             env=backend_env,
