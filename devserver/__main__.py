@@ -36,6 +36,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExecutorConfig, bool]:
     )
     parser.add_argument("--poll-interval", type=float, default=defaults.poll_interval)
     parser.add_argument(
+        "--startup-sync-wait",
+        type=float,
+        default=defaults.startup_sync_wait,
+        help="at start, hold calls to apps until every --sdk-url has synced, "
+        "at most this many seconds (0: don't wait)",
+    )
+    parser.add_argument(
         "--call-timeout",
         type=float,
         default=defaults.call_timeout,
@@ -88,6 +95,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExecutorConfig, bool]:
         sdk_urls=args.sdk_url,
         retry_interval=args.retry_interval,
         poll_interval=args.poll_interval,
+        startup_sync_wait=args.startup_sync_wait,
         call_timeout=args.call_timeout,
         slow_call_warning=args.slow_call_warning,
         cron_tick=args.cron_tick,

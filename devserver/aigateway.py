@@ -36,7 +36,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from devserver import wire
+from devserver import jsonio, wire
 from devserver.clock import now_ms
 
 logger = logging.getLogger("digest.devserver.aigateway")
@@ -123,7 +123,7 @@ class AIGateway:
         text = _redact(answer.text, secrets)
         if answer.is_success:
             try:
-                data = json.loads(answer.content)
+                data = jsonio.loads(answer.content)
             except ValueError:
                 message = "Error making AI request: the answer is not JSON"
                 return _failed(op, public, message, text, retriable=True, retry_at=None)

@@ -5,7 +5,6 @@ Shapes follow the official dev server (protocol doc sections 3 and 7.2).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -13,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from devserver import events as ev
+from devserver import jsonio
 from devserver.apps import RegistrationError, register, stable_uuid
 from devserver.caller import USER_AGENT
 from devserver.clock import iso_ms, now_ms
@@ -37,8 +37,8 @@ def _envelope(data: Any) -> JSONResponse:
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    return json.loads(raw)
+    """The request's JSON; JSONInputError (a ValueError) if it is refused."""
+    return jsonio.loads(await request.body())
 
 
 async def send_events(request: Request) -> Response:

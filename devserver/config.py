@@ -32,6 +32,9 @@ class ExecutorConfig:
         retry_interval: fixed delay between attempts in seconds; ``None``
             uses the official backoff table with jitter.
         poll_interval: seconds between re-syncs of ``sdk_urls``.
+        startup_sync_wait: at start, calls to apps wait until every
+            ``sdk_urls`` entry has synced, at most this many seconds, so a
+            run in flight never calls a URL stored before (0: no wait).
         call_timeout: seconds one call to an app may take.
         slow_call_warning: seconds after which a call still without an
             answer is logged as lagging, naming its run and step.
@@ -52,6 +55,7 @@ class ExecutorConfig:
     sdk_urls: list[str] = field(default_factory=list)
     retry_interval: float | None = None
     poll_interval: float = 5.0
+    startup_sync_wait: float = 30.0
     call_timeout: float = 2 * 60 * 60.0
     slow_call_warning: float = 60.0
     workers: int = 64

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from ulid import ULID
 
+from devserver import jsonio
 from devserver.clock import now_ms
 
 RESERVED_PREFIX = "inngest/"
@@ -37,7 +37,12 @@ def normalise(raw: object, internal_id: str, received_at: int) -> Accepted:
     """Check one user event and return the form stored and sent to apps."""
     if not isinstance(raw, dict):
         raise EventError("event must be a JSON object")
-    size = len(json.dumps(raw, separators=(",", ":")).encode())
+    try:
+        # The whole event, however it arrived, is held to the strict rules.
+        text = jsonio.dumps(raw, max_depth=jsonio.MAX_DEPTH)
+    except jsonio.JSONInputError as exc:
+        raise EventError(f"event is not valid JSON: {exc}") from None
+    size = len(text.encode())
     if size > MAX_EVENT_BYTES:
         raise EventError(
             f"event is {size} bytes, over the limit of {MAX_EVENT_BYTES} bytes"

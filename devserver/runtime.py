@@ -41,7 +41,10 @@ class Runtime:
             slow_call_s=config.slow_call_warning,
         )
         self.syncer = AppSyncer(
-            config.sdk_urls, config.poll_interval, signer=self.signer
+            config.sdk_urls,
+            config.poll_interval,
+            store=self.store,
+            signer=self.signer,
         )
         self.timers = FlowTimers(
             self.store,
@@ -54,8 +57,11 @@ class Runtime:
         self.dispatcher.notify()
 
     async def start(self) -> None:
-        self.dispatcher.start()
+        # The first syncs start now; calls to apps wait for them (bounded).
         self.syncer.start()
+        self.dispatcher.start(
+            hold=self.syncer.wait_until_synced(self.config.startup_sync_wait)
+        )
         self.timers.start()
         if self.signer is not None:
             logger.info(

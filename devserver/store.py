@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devserver import jsonio
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     internal_id TEXT PRIMARY KEY,
@@ -92,7 +94,9 @@ CREATE INDEX IF NOT EXISTS queue_by_run ON queue (run_id, step_id);
 
 
 def _dump(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    # Strict: NaN or a lone surrogate stored would break every later read
+    # that shows it (SQLite's JSON functions, responses, pages).
+    return jsonio.dumps(value)
 
 
 def _load(text: str | None) -> Any:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from devserver import jsonio
 from devserver.clock import now_ms, parse_duration_ms, parse_instant_ms
 
 JSON = Any
@@ -190,7 +191,14 @@ def interpret(status: int, headers: dict[str, str], content: bytes) -> CallResul
             "the URL does not seem to serve an Inngest SDK",
         )
     try:
-        body = json.loads(content) if content else None
+        body = jsonio.loads(content) if content else None
+    except jsonio.JSONInputError as exc:
+        return _failed(
+            "InvalidResponseError",
+            f"HTTP {status} answer refused: {exc}",
+            no_retry=no_retry,
+            retry_at=retry_at,
+        )
     except ValueError:
         snippet = content[:200].decode("utf-8", "replace")
         return _failed(
@@ -232,7 +240,7 @@ def _failed(
 def _unwrap_stream(content: bytes) -> CallResult:
     """Streaming answers wrap the real status, headers and body in JSON."""
     try:
-        wrapper = json.loads(content.lstrip())
+        wrapper = jsonio.loads(content.lstrip())
         inner_headers = {
             str(k).lower(): str(v) for k, v in (wrapper.get("headers") or {}).items()
         }

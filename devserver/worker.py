@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from devserver import wire
 from devserver.aigateway import AIGateway
@@ -56,11 +58,18 @@ class Dispatcher:
     def notify(self) -> None:
         self._wake.set()
 
-    def start(self) -> None:
+    def start(self, hold: Coroutine[Any, Any, None] | None = None) -> None:
+        """Start leasing queued work, once ``hold`` (if given) has returned.
+
+        Nothing is leased while it runs, timers included; queued items keep
+        their attempts.
+        """
         released = retry_while_locked(self._store.release_all, "re-queueing items")
         if released:
             logger.info("re-queued %d item(s) in flight at the last stop", released)
-        self._loop_task = asyncio.create_task(self._loop(), name="devserver-dispatch")
+        self._loop_task = asyncio.create_task(
+            self._loop(hold), name="devserver-dispatch"
+        )
 
     async def stop(self) -> None:
         tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
@@ -71,7 +80,9 @@ class Dispatcher:
         # Calls cut short are retried by the next process.
         self._store.release_all()
 
-    async def _loop(self) -> None:
+    async def _loop(self, hold: Coroutine[Any, Any, None] | None) -> None:
+        if hold is not None:
+            await hold
         while True:
             self._wake.clear()
             now = now_ms()

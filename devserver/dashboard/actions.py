@@ -6,10 +6,10 @@ run cancelled or an event sent here behaves as one from an SDK would.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from devserver import events as ev
+from devserver import jsonio
 from devserver.clock import now_ms
 from devserver.runtime import Runtime
 from devserver.store import Run
@@ -37,7 +37,7 @@ def _existing_run(runtime: Runtime, run_id: str) -> Run:
 def send_event(runtime: Runtime, name: str, data: str) -> str:
     """Store an event from the form (``data`` is JSON text); its internal id."""
     try:
-        parsed = json.loads(data) if data.strip() else {}
+        parsed = jsonio.loads(data) if data.strip() else {}
     except ValueError as exc:
         raise ActionError(
             400, "invalid_json", f"the data is not valid JSON: {exc}"

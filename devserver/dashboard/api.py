@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from devserver import jsonio
 from devserver.dashboard import actions, data, pages
 from devserver.dashboard.actions import ActionError
 from devserver.dashboard.params import ParamError, event_filter, run_filter
@@ -72,7 +73,7 @@ async def _fields(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = jsonio.loads(raw)
     except ValueError as exc:
         raise ActionError(400, "invalid_json", f"body is not JSON: {exc}") from None
     if not isinstance(body, dict):

@@ -52,6 +52,18 @@ def _limit(params: QueryParams) -> int:
     return limit
 
 
+def _text(params: QueryParams, name: str) -> str:
+    """A text parameter, refused if it holds NUL.
+
+    SQLite's LIKE stops reading a pattern at NUL, so ``%00`` would match
+    every row instead of the rows containing it.
+    """
+    value = (params.get(name) or "").strip()
+    if "\x00" in value:
+        raise ParamError(f"{name} must not contain NUL characters")
+    return value
+
+
 def run_filter(params: QueryParams) -> RunFilter:
     status = params.get("status") or ""
     if status and status not in STATUSES:
@@ -66,7 +78,7 @@ def run_filter(params: QueryParams) -> RunFilter:
                 f"within must be a duration such as 15m, 1h or 7d, not {within!r}"
             ) from None
     return RunFilter(
-        function=params.get("function") or "",
+        function=_text(params, "function"),
         status=status,
         within=within,
         within_ms=within_ms,
@@ -76,7 +88,7 @@ def run_filter(params: QueryParams) -> RunFilter:
 
 def event_filter(params: QueryParams) -> EventFilter:
     return EventFilter(
-        name=(params.get("name") or "").strip(),
-        text=(params.get("q") or "").strip(),
+        name=_text(params, "name"),
+        text=_text(params, "q"),
         limit=_limit(params),
     )
