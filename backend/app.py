@@ -18,9 +18,11 @@ from backend.auth import TokenVerifier
 from backend.dbfaults import install_database_fault_handlers
 from backend.errors import install_error_handlers
 from backend.events import EventSender
+from backend.reconcile import Reconciler, executor_runs
 from backend.web import router as web_router
-from digest.profile import secret_fingerprints
+from digest.profile import executor_name, secret_fingerprints
 from digest.service import (
+    QuietRefusedStart,
     UnsafeSettings,
     health_router,
     job_store_open,
@@ -45,17 +47,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with job_store_open(settings) as store:
+            quiet_for = timedelta(seconds=settings.reconcile_after_seconds)
+            # The reconciler first asks about a sent event this long after.
+            first_check = min(timedelta(seconds=10), quiet_for)
             sender = EventSender(
-                client, store, lease=timedelta(seconds=settings.outbox_lease_seconds)
+                client,
+                store,
+                lease=timedelta(seconds=settings.outbox_lease_seconds),
+                check_again_after=first_check,
             )
             app.state.store = store
             app.state.events = sender
             app.state.feed = JobFeed(store, reread=settings.job_stream_reread_seconds)
             relay = asyncio.create_task(sender.relay_forever(), name="event-relay")
+            runs = executor_runs(client, settings)
+            reconciler = asyncio.create_task(
+                Reconciler(
+                    store,
+                    sender,
+                    runs,
+                    quiet_for=quiet_for,
+                    first_check=first_check,
+                    every=min(5.0, settings.reconcile_after_seconds / 2),
+                ).reconcile_forever(),
+                name="job-reconciler",
+            )
             log.info(
                 "backend ready (profile %s, executor %s, functions %s, signing key %s)",
                 settings.app_env,
-                settings.executor_url if settings.is_dev else "Inngest Cloud",
+                executor_name(settings),
                 "served at /api/inngest"
                 if settings.serve_functions
                 else "served elsewhere",
@@ -64,9 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 yield
             finally:
-                relay.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay
+                for task in (relay, reconciler):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await runs.close()
                 await app.state.feed.close()
         log.info("backend stopped")
 
@@ -80,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = TokenVerifier(settings)
     install_error_handlers(app)
     install_database_fault_handlers(app)
+    app.add_middleware(QuietRefusedStart)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

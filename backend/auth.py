@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import unicodedata
 from typing import Annotated, Any
 
 import jwt
@@ -30,6 +31,22 @@ bearer = HTTPBearer(
     auto_error=False,
     description="A JWT whose `sub` is the user; in dev, POST /api/dev/token.",
 )
+
+
+def subject_problem(sub: object) -> str | None:
+    """What makes `sub` unusable as a user id, or None if it is fine.
+
+    A user id is stored with every job it owns, so it must be text a
+    database takes: no control characters (PostgreSQL refuses NUL) and no
+    lone surrogates, which JSON can spell but UTF-8 cannot.
+    """
+    if not isinstance(sub, str) or not 0 < len(sub) <= MAX_SUBJECT:
+        return f"must be a user id of 1 to {MAX_SUBJECT} characters"
+    if not sub.strip():
+        return "must name a user, not only spaces"
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in sub):
+        return "must not hold control characters (such as NUL) or lone surrogates"
+    return None
 
 
 class TokenVerifier:
@@ -84,10 +101,9 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"the token is not valid: {exc}") from None
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUBJECT:
-            raise Unauthorized(
-                f"the token's 'sub' must be a user id of 1 to {MAX_SUBJECT} characters"
-            )
+        problem = subject_problem(sub)
+        if problem is not None or not isinstance(sub, str):
+            raise Unauthorized(f"the token's 'sub' {problem}")
         return sub
 
     async def _public_key(self, token: str) -> Any:

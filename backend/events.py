@@ -3,10 +3,10 @@
 A new job's `summary/requested` row is committed with the job. The API asks
 for it to be sent as soon as it has answered (`send_job_event`); the relay
 loop sends whatever is still due: rows whose send failed (after a backoff),
-rows a crashed replica had claimed (after their lease), and rows whose job is
-still queued a while after the send (an executor that had not synced the
-function yet drops the event). The event id is the job id, so a repeated
-send never starts a second run.
+rows a crashed replica had claimed (after their lease), and rows the
+reconciler handed back because the executor has no run for them (one that
+had not synced the function yet drops the event; see backend.reconcile).
+The event id is the job id, so a repeated send never starts a second run.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class EventSender:
             for event in events
         ]
         try:
-            await self._client.send(batch)
+            executor_ids = await self._client.send(batch)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             log.warning(
@@ -95,7 +95,9 @@ class EventSender:
             )
             await self._store.events_not_sent(events, reason)
             return False
-        await self._store.events_sent(events, check_again_after=self._check_again_after)
+        await self._store.events_sent(
+            events, executor_ids, check_again_after=self._check_again_after
+        )
         log.debug("%d event(s) sent (first: job %s)", len(events), events[0].job_id)
         return True
 

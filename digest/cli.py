@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
@@ -14,6 +14,9 @@ from rich.console import Console
 
 from digest import commands_jobs, logs
 from digest.settings import get_settings
+
+if TYPE_CHECKING:
+    from digest.profile import Service
 
 app = typer.Typer(
     help="Digest: summaries of documents as durable background jobs.",
@@ -34,17 +37,32 @@ tunnel_app = typer.Typer(
 app.add_typer(tunnel_app, name="tunnel")
 commands_jobs.register(app)
 
+# What `digest dev` keeps from its executor, which is a dev server.
+DEV_EXECUTOR_UNSET = (
+    "INNGEST_SIGNING_KEY",
+    "INNGEST_SIGNING_KEY_FALLBACK",
+    "INNGEST_EVENT_KEY",
+)
 Host = Annotated[str, typer.Option("--host", help="Address to listen on.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs.")]
 AsJson = Annotated[bool, typer.Option("--json", help="JSON for scripts.")]
+ServiceOption = Annotated[
+    str,
+    typer.Option(
+        "--service",
+        help="Check the profile as api (`digest serve`), functions "
+        "(`digest functions serve`) or dev (`digest dev`) needs it.",
+    ),
+]
 
 
-def _refuse_bad_profile() -> None:
-    """Stop with one line per problem if the profile cannot work."""
+def _refuse_bad_profile(service: Service) -> None:
+    """Stop with one line per problem if the profile cannot work for the
+    service starting (each checks what it needs: digest.profile)."""
     from digest.profile import problems
 
     settings = get_settings()
-    found = problems(settings)
+    found = problems(settings, service)
     if found:
         typer.echo(f"the {settings.app_env} profile cannot start:", err=True)
         for problem in found:
@@ -84,7 +102,7 @@ def serve(
     verbose: Verbose = False,
 ) -> None:
     """Run the backend alone, as production does."""
-    _refuse_bad_profile()
+    _refuse_bad_profile("api")
     logs.configure(verbose)
     uvicorn.run(
         "backend.app:create_app",
@@ -107,7 +125,7 @@ def functions_serve(
     Run the backend with SERVE_FUNCTIONS=false beside it, and sync the
     executor with this service's /api/inngest.
     """
-    _refuse_bad_profile()
+    _refuse_bad_profile("functions")
     logs.configure(verbose)
     uvicorn.run(
         "functions.app:app",
@@ -131,7 +149,7 @@ def dev(
     """Run the executor and the backend together, for development."""
     from digest import stack
 
-    _refuse_bad_profile()
+    _refuse_bad_profile("dev")
     logs.configure(verbose)
     settings = get_settings()
     public_url = f"http://127.0.0.1:{port}"
@@ -142,6 +160,13 @@ def dev(
         opened = open_for_dev(settings, port)
         public_url = opened.url
     backend_url = f"{public_url}/api/inngest"
+    if settings.inngest_signing_key is not None:
+        typer.echo(
+            "INNGEST_SIGNING_KEY is set: digest dev's executor is a local dev "
+            "server and runs unsigned, as the backend does in the dev profile; "
+            "the key is for an executor elsewhere (digest serve and digest "
+            "tunnel up --target backend)"
+        )
     try:
         executor = stack.start_executor(
             settings.digest_home / "executor",
@@ -149,6 +174,9 @@ def dev(
             sdk_urls=[backend_url],
             extra_args=["--retry-interval", "1"],
             log_path=settings.digest_home / "executor.log",
+            # Keys in the environment would put the executor in cloud mode
+            # beside a dev-mode backend: every sync refused, no job run.
+            env=dict.fromkeys(DEV_EXECUTOR_UNSET, ""),
         )
     except stack.StackError as exc:
         first = str(exc).splitlines()[0]
@@ -263,21 +291,33 @@ def devserver(
 
 
 @app.command()
-def doctor(as_json: AsJson = False) -> None:
+def doctor(as_json: AsJson = False, service: ServiceOption = "api") -> None:
     """Check the profile, database, executor, sync, serve endpoint and event
     key, changing nothing; exit 1 if any check fails."""
     from digest.doctor import diagnose, report
 
-    code = report(diagnose(get_settings()), Console(), as_json=as_json)
-    raise typer.Exit(code)
+    checks = diagnose(get_settings(), service=_service(service))
+    raise typer.Exit(report(checks, Console(), as_json=as_json))
 
 
 @config_app.command("show")
-def config_show(as_json: AsJson = False) -> None:
+def config_show(as_json: AsJson = False, service: ServiceOption = "api") -> None:
     """Print every setting, its source (env, file, default), secrets masked."""
     from digest.config_show import show
 
-    raise typer.Exit(show(get_settings(), Console(), as_json=as_json))
+    code = show(get_settings(), Console(), as_json=as_json, service=_service(service))
+    raise typer.Exit(code)
+
+
+def _service(name: str) -> Service:
+    from digest.profile import SERVICES
+
+    for service in SERVICES:
+        if service == name:
+            return service
+    raise typer.BadParameter(
+        f"{name!r} is not one of {', '.join(SERVICES)}", param_hint="--service"
+    )
 
 
 @tunnel_app.command("up")
@@ -303,20 +343,35 @@ def tunnel_up(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply the job store's migrations."""
-    from backend.store import create_engine, upgrade
+    """Apply the job store's migrations, and say which ran."""
+    from backend.store import (
+        DatabaseUnreachable,
+        Migrated,
+        UnsupportedDatabase,
+        create_engine,
+        reach,
+        upgrade,
+    )
 
     settings = get_settings()
 
-    async def go() -> None:
+    async def go() -> Migrated:
         engine = create_engine(settings.database_url)
         try:
-            await upgrade(engine)
+            await reach(engine)
+            return await upgrade(engine)
         finally:
             await engine.dispose()
 
-    asyncio.run(go())
-    typer.echo("database is at the latest revision")
+    try:
+        migrated = asyncio.run(go())
+    except UnsupportedDatabase as exc:
+        typer.echo(f"db upgrade: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except DatabaseUnreachable as exc:
+        typer.echo(f"db upgrade: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(str(migrated))
 
 
 def main() -> None:
@@ -332,7 +387,9 @@ def main() -> None:
             # one line per setting, without the value, which may be secret.
             for error in exc.errors():
                 name = "_".join(str(part) for part in error["loc"]).upper()
-                typer.echo(f"setting {name} is invalid: {error['msg']}", err=True)
+                # A validator's own sentence, without pydantic's prefix.
+                reason = error.get("ctx", {}).get("error") or error["msg"]
+                typer.echo(f"setting {name} is invalid: {reason}", err=True)
             raise SystemExit(2) from None
 
 

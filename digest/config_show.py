@@ -19,7 +19,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from digest.profile import fingerprint, problems
+from digest.profile import Service, fingerprint, problems
 from digest.settings import Settings, env_files
 
 
@@ -46,13 +46,33 @@ def effective_settings(
         source = "default"
         if name in environ:
             source = "env"
-        else:
-            for file_name, values in files:
-                if name in values:
-                    source = file_name
-                    break
+        elif name != "APP_ENV":
+            # APP_ENV is read from the process environment only (it picks
+            # the files), so a line in them is not where its value came from.
+            source = next((file for file, values in files if name in values), source)
         shown.append(ShownSetting(name, _shown(name, getattr(settings, field)), source))
     return shown
+
+
+def env_files_read(app_env: str, folder: Path | None = None) -> list[Path]:
+    """The profile's dotenv files that exist in `folder` (the working
+    folder, where the settings look for them), lowest precedence first."""
+    folder = folder or Path.cwd()
+    return [folder / name for name in env_files(app_env) if (folder / name).is_file()]
+
+
+def env_files_line(app_env: str, folder: Path | None = None) -> str:
+    """Which dotenv files the settings came from, as one line; run outside
+    the project folder, none is found and only the environment counts."""
+    folder = folder or Path.cwd()
+    found = env_files_read(app_env, folder)
+    if found:
+        return f"read {', '.join(path.name for path in found)} in {folder}"
+    wanted = " or ".join(env_files(app_env))
+    return (
+        f"no {wanted} in {folder}: settings come from the environment and "
+        "defaults only (run from the project folder to read them)"
+    )
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -82,15 +102,23 @@ def _without_password(url: str) -> str:
         return url
 
 
-def show(settings: Settings, console: Console, *, as_json: bool = False) -> int:
-    """Print the settings and the profile's problems; 0 if it has none."""
+def show(
+    settings: Settings,
+    console: Console,
+    *,
+    as_json: bool = False,
+    service: Service = "api",
+) -> int:
+    """Print the settings and the profile's problems for `service`; 0 if it
+    has none."""
     shown = effective_settings(settings)
-    found = problems(settings)
+    found = problems(settings, service)
     if as_json:
         import json
 
         document = {
             "profile": settings.app_env,
+            "env_files": [str(path) for path in env_files_read(settings.app_env)],
             "settings": [asdict(item) for item in shown],
             "problems": [str(problem) for problem in found],
         }
@@ -103,6 +131,9 @@ def show(settings: Settings, console: Console, *, as_json: bool = False) -> int:
     for item in shown:
         table.add_row(item.name, item.value, item.source)
     console.print(table)
+    files = env_files_line(settings.app_env)
+    style = "" if env_files_read(settings.app_env) else "[yellow]warning[/yellow] "
+    console.print(f"{style}{files}", highlight=False)
     for problem in found:
         console.print(f"[red]problem[/red] {problem}", highlight=False)
     if not found:

@@ -8,8 +8,9 @@ fix) or skip (with why it could not look).
 Where the event key is concerned, looking without changing anything means
 sending an empty batch (`[]`) to the event API: the key is checked before
 the body, so a refused key answers 401 while an accepted one records
-nothing (200 with no ids on the embedded executor; any answer but 401/403,
-including a 400 about the empty batch, counts as accepted).
+nothing. Accepted means a 2xx (the embedded executor: 200 with no ids), or
+the event API's own refusal of the batch (a 400 whose body has its `ids`
+and `error` fields); any other answer is not an Inngest event API at all.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from rich.console import Console
 from sqlalchemy import Connection
 
 from devserver.signing import bearer_token, sign_request
-from digest.profile import fingerprint, problems
+from digest.config_show import env_files_line
+from digest.profile import Service, fingerprint, problems, uses_inngest_cloud
 from digest.settings import Settings
 
 Status = Literal["ok", "fail", "skip"]
@@ -65,11 +67,15 @@ class Doctor:
 
     settings: Settings
     http: httpx.Client
+    service: Service = "api"
+    # The app's failure handlers on the executor, once `sync` has looked:
+    # the SDK counts a function and its handler as one, the executor as two.
+    failure_handlers: int | None = None
 
     @property
     def cloud(self) -> bool:
         """Whether the executor is Inngest Cloud itself."""
-        return not self.settings.is_dev and not self.settings.inngest_base_url
+        return uses_inngest_cloud(self.settings)
 
     @property
     def api_url(self) -> str:
@@ -97,12 +103,16 @@ class Doctor:
         return checks
 
     def profile(self) -> Check:
-        found = problems(self.settings)
+        found = problems(self.settings, self.service)
+        # Which dotenv files were read: run outside the project folder, none
+        # is, and a profile that looks fine may not be the one meant.
+        files = env_files_line(self.settings.app_env)
+        name = f"{self.settings.app_env} profile for the {self.service} service"
         if not found:
-            return ok("profile", f"{self.settings.app_env} profile, no problem")
+            return ok("profile", f"{name}, no problem; {files}")
         return fail(
             "profile",
-            f"{len(found)} problem(s) in the {self.settings.app_env} profile",
+            f"{len(found)} problem(s) in the {name}; {files}",
             "\n".join(str(problem) for problem in found),
         )
 
@@ -121,8 +131,19 @@ class Doctor:
                         f"{where}/health answered {health.status_code}",
                         "check INNGEST_BASE_URL: it must be the executor's origin",
                     )
+            if key is None and self.cloud:
+                # Inngest Cloud answers nothing without a key: saying it
+                # answers would be a guess.
+                return fail(
+                    "executor",
+                    "Inngest Cloud was not asked: there is no signing key to "
+                    "ask it with",
+                    "set INNGEST_SIGNING_KEY to your environment's "
+                    "signkey-prod-... key (or INNGEST_BASE_URL for a "
+                    "self-hosted executor)",
+                )
             if key is None:
-                return ok("executor", f"{where} answers (dev mode, unsigned)")
+                return ok("executor", f"{where} answers (no signing key: unsigned)")
             # Any /v1 route needs a bearer of the signing key: reading one
             # event proves the executor knows the key.
             answer = self.http.get(
@@ -172,13 +193,17 @@ class Doctor:
                 f"could not list the executor's functions ({type(exc).__name__})",
                 _start_executor_fix(self.settings),
             )
-        urls = {
-            _without_query(function.get("url", ""))
+        ours = [
+            function
             for function in functions
             if str(function.get("slug", "")).startswith(
                 self.settings.inngest_app_id + "-"
             )
-        }
+        ]
+        urls = {_without_query(function.get("url", "")) for function in ours}
+        self.failure_handlers = sum(
+            str(function.get("slug", "")).endswith("-failure") for function in ours
+        )
         sync_fix = (
             f"sync it: curl -X PUT {self.expected_serve_url} "
             "(or `digest tunnel up --target backend`, which syncs)"
@@ -212,15 +237,17 @@ class Doctor:
                 "start the backend (`digest serve`) or, behind a tunnel, "
                 "`digest tunnel up --target backend`",
             )
+        if answer.status_code == 401 and _from_digest_app(answer):
+            return _refused_signature(url, answer, key)
         if answer.status_code != 200 or "function_count" not in inspection:
             return fail(
                 "serve endpoint",
                 f"{url} answered {answer.status_code}, not an Inngest app",
                 f"set PUBLIC_URL so that PUBLIC_URL + {SERVE_PATH} is the app",
             )
-        count = inspection["function_count"]
+        served = _functions_served(inspection["function_count"], self.failure_handlers)
         if key is None:
-            return ok("serve endpoint", f"{url} serves {count} function(s), unsigned")
+            return ok("serve endpoint", f"{url} serves {served}, unsigned")
         ours = bearer_token(key)
         theirs = {
             inspection.get("signing_key_hash"),
@@ -237,12 +264,14 @@ class Doctor:
             )
         return ok(
             "serve endpoint",
-            f"{url} serves {count} function(s) and holds signing key "
+            f"{url} serves {served} and holds signing key "
             f"{fingerprint(key, signing_key=True)}",
         )
 
     def event_key(self) -> Check:
         key = self.settings.inngest_event_key
+        if self.service == "functions":
+            return skip("event key", "the functions service sends no event")
         if key is None:
             if self.settings.is_dev:
                 return skip("event key", "unset; a dev executor takes any key")
@@ -263,10 +292,79 @@ class Doctor:
                 f"event key {fingerprint(plain)} refused by {self.event_api_url}",
                 "set INNGEST_EVENT_KEY to a key of the executor's environment",
             )
+        if not (
+            answer.is_success
+            or (answer.status_code == 400 and _is_event_api_refusal(answer))
+        ):
+            return fail(
+                "event key",
+                f"no Inngest event API at {self.event_api_url} "
+                f"(answered {answer.status_code})",
+                "set INNGEST_BASE_URL to the executor's origin"
+                + ("" if self.settings.is_dev else ", or unset it for Inngest Cloud"),
+            )
         return ok(
             "event key",
             f"event key {fingerprint(plain)} accepted (empty batch, nothing recorded)",
         )
+
+
+def _from_digest_app(answer: httpx.Response) -> bool:
+    """Whether a 401 came from Digest's serve endpoint itself (the SDK marks
+    its answers; the stale-signature check names its error code), rather
+    than from whatever else answers at that URL."""
+    if answer.headers.get("x-inngest-sdk-handled") or answer.headers.get(
+        "x-inngest-sdk"
+    ):
+        return True
+    return _error_code(answer) == "stale_signature"
+
+
+def _refused_signature(url: str, answer: httpx.Response, key: str | None) -> Check:
+    if _error_code(answer) == "stale_signature":
+        return fail(
+            "serve endpoint",
+            f"{url} refused the signature as stale (answered 401)",
+            "this machine's clock and the app's differ by minutes; sync both with NTP",
+        )
+    if key is None:
+        return fail(
+            "serve endpoint",
+            f"{url} answered 401: the app checks signatures and this profile "
+            "has no signing key to sign with",
+            "set INNGEST_SIGNING_KEY here to the app's key",
+        )
+    return fail(
+        "serve endpoint",
+        f"{url} answered 401 to a call signed with signing key "
+        f"{fingerprint(key, signing_key=True)}: the app holds another key",
+        "give the app and the executor the same INNGEST_SIGNING_KEY (during "
+        "a rotation, the old one as INNGEST_SIGNING_KEY_FALLBACK)",
+    )
+
+
+def _error_code(answer: httpx.Response) -> str | None:
+    """`error.code` of a Digest error answer, if it is one."""
+    try:
+        error = answer.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def _is_event_api_refusal(answer: httpx.Response) -> bool:
+    """Whether a 400 is an Inngest event API's own answer to a batch it
+    would not take: `{"ids": [...], "status": 400, "error": "..."}`."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return False
+    return (
+        isinstance(body, dict)
+        and isinstance(body.get("ids"), list)
+        and isinstance(body.get("error"), str)
+    )
 
 
 def _start_executor_fix(settings: Settings) -> str:
@@ -309,11 +407,28 @@ async def _database_check(database_url: str) -> Check:
             "check DATABASE_URL and that the database server runs",
         )
     head = head_revision()
+    if current is not None and current not in _known_revisions():
+        return fail(
+            "database",
+            f"at revision {current}, which this code does not know: the "
+            f"database was migrated by newer code (this code's latest is {head})",
+            f"the code is older than the database: deploy the code that has "
+            f"revision {current}, never `digest db upgrade` from this one",
+        )
     if current != head:
         return fail(
             "database", f"at revision {current or 'none'}, code needs {head}", fix
         )
     return ok("database", f"reachable and at the latest revision ({head})")
+
+
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    from backend.store.migrate import MIGRATIONS
+
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    return {script.revision for script in scripts.walk_revisions()}
 
 
 def _revision(connection: Connection) -> str | None:
@@ -327,7 +442,18 @@ def _sqlite_revision(path: Path | None) -> str | None:
     would switch the file to WAL on connect, and doctor writes nothing."""
     from sqlalchemy import create_engine as create_sync_engine
 
-    target = f"file:{path}?mode=ro" if path else "file::memory:"
+    target = "file::memory:"
+    if path is not None and Path(f"{path}-wal").exists():
+        # A process has the file open in WAL mode (or died with it open):
+        # the latest writes may be in the -wal file only, so read through
+        # it. Its -shm file exists too, so reading creates nothing.
+        target = f"file:{path}?mode=ro"
+    elif path is not None:
+        # No -wal file: every write is in the file itself. `immutable=1`
+        # reads it without locks and without the -wal and -shm files that
+        # a WAL-mode file gets on every open, even a read-only one. What it
+        # trades away: a writer starting during this read goes unseen.
+        target = f"file:{path}?mode=ro&immutable=1"
     engine = create_sync_engine(
         "sqlite://", creator=lambda: sqlite3.connect(target, uri=True)
     )
@@ -347,12 +473,28 @@ def _sqlite_path(database_url: str) -> Path | None:
     return Path(name)
 
 
+def _functions_served(count: int, failure_handlers: int | None) -> str:
+    """`count` as the SDK reports it, with the failure handlers that the
+    executor lists as functions of their own, when known."""
+    said = f"{count} function{'s' if count != 1 else ''}"
+    if failure_handlers is None:
+        return f"{said} (their failure handlers not counted)"
+    if failure_handlers == 0:
+        return said
+    plural = "s" if failure_handlers != 1 else ""
+    return f"{said} (+{failure_handlers} failure handler{plural})"
+
+
 def diagnose(
-    settings: Settings, *, transport: httpx.BaseTransport | None = None
+    settings: Settings,
+    *,
+    service: Service = "api",
+    transport: httpx.BaseTransport | None = None,
 ) -> list[Check]:
-    """Run every check; `transport` lets tests stand in for Inngest Cloud."""
+    """Run every check for `service` (whose profile needs differ: see
+    digest.profile); `transport` lets tests stand in for Inngest Cloud."""
     with httpx.Client(timeout=5.0, transport=transport) as http:
-        return Doctor(settings, http).run()
+        return Doctor(settings, http, service).run()
 
 
 def report(checks: list[Check], console: Console, *, as_json: bool) -> int:

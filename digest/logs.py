@@ -12,3 +12,5 @@ def configure(verbose: bool = False) -> None:
     logging.basicConfig(level=level, format=FORMAT, datefmt="%H:%M:%S", force=True)
     # httpx logs every request at info; that is protocol chatter, not news.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Alembic announces each of its plugins at info on every start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

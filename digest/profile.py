@@ -6,6 +6,11 @@ shows the same findings. Each finding is one line: the setting, what is
 wrong with it, what to put there. All of them are reported together so a
 deploy is fixed in one pass, not one restart per mistake.
 
+What is checked depends on the service starting (`Service`): the API sends
+events and checks bearer tokens, the functions service answers the
+executor's signed calls, and `digest dev` runs both beside a local executor.
+A setting a service does not use is not demanded of it.
+
 Secrets are named by `fingerprint`, never shown.
 """
 
@@ -14,14 +19,22 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
 
-from devserver.signing import check_signing_key
+from devserver.signing import bearer_token, check_signing_key
 from devserver.signing import fingerprint as signing_key_fingerprint
 from digest.settings import DEV_JWT_SECRET, Settings
 
 _KEY_ENV = re.compile(r"^signkey-(\w+?)-")
 # The environments Inngest names in signing keys that a dev profile may use.
 _DEV_KEY_ENVS = ("test", "branch")
+
+# Which process is starting: the backend (`digest serve`; it serves the
+# functions too unless SERVE_FUNCTIONS=false), the functions service alone
+# (`digest functions serve`), or the local dev stack (`digest dev`).
+Service = Literal["api", "functions", "dev"]
+SERVICES: tuple[Service, ...] = ("api", "functions", "dev")
 
 
 @dataclass(frozen=True)
@@ -78,24 +91,49 @@ def secret_fingerprints(settings: Settings) -> dict[str, str | None]:
     }
 
 
-def problems(settings: Settings) -> list[Problem]:
-    """Everything that stops this profile from working, in setting order."""
-    found = _inngest_problems(settings)
-    found += _signing_key_problems(settings)
-    found += _llm_problems(settings)
-    if not settings.is_dev:
-        found += _prod_service_problems(settings)
+def problems(settings: Settings, service: Service = "api") -> list[Problem]:
+    """Everything that stops `service` from working with this profile."""
+    functions = runs_functions(settings, service)
+    found = []
+    if service == "dev" and not settings.is_dev:
+        found.append(
+            Problem(
+                "APP_ENV",
+                "is prod, but `digest dev` runs a local, unsigned executor; "
+                "use APP_ENV=dev, or `digest serve` in prod",
+            )
+        )
+    found += _inngest_problems(settings, sends_events=service != "functions")
+    found += _signing_key_problems(settings, required=functions)
+    if functions:
+        found += _llm_problems(settings)
+    found += _service_problems(settings, api=service != "functions")
     return found
 
 
-def refuse_bad_profile(settings: Settings) -> None:
+def runs_functions(settings: Settings, service: Service) -> bool:
+    """Whether `service` serves the step functions at /api/inngest."""
+    return service != "api" or settings.serve_functions
+
+
+def refuse_bad_profile(settings: Settings, service: Service = "api") -> None:
     """Raise UnsafeSettings listing every problem, if there is any."""
-    found = problems(settings)
+    found = problems(settings, service)
     if found:
         raise UnsafeSettings(found)
 
 
-def _inngest_problems(settings: Settings) -> list[Problem]:
+def uses_inngest_cloud(settings: Settings) -> bool:
+    """Whether the executor is Inngest Cloud: prod with no INNGEST_BASE_URL."""
+    return not settings.is_dev and not settings.inngest_base_url
+
+
+def executor_name(settings: Settings) -> str:
+    """The executor as a log line names it: Inngest Cloud, or its URL."""
+    return "Inngest Cloud" if uses_inngest_cloud(settings) else settings.executor_url
+
+
+def _inngest_problems(settings: Settings, *, sends_events: bool) -> list[Problem]:
     if settings.is_dev:
         return []
     found = []
@@ -108,7 +146,7 @@ def _inngest_problems(settings: Settings) -> list[Problem]:
                 "INNGEST_BASE_URL instead)",
             )
         )
-    if settings.inngest_event_key is None:
+    if sends_events and settings.inngest_event_key is None:
         found.append(
             Problem(
                 "INNGEST_EVENT_KEY",
@@ -134,18 +172,42 @@ def _llm_problems(settings: Settings) -> list[Problem]:
             "SUMMARIZER=extractive",
         ),
     }
-    return [
+    found = [
         Problem(name, fix)
         for name, (value, fix) in wanted.items()
         if not (value or "").strip()
     ]
+    if settings.llm_base_url and not _is_http_url(settings.llm_base_url):
+        found.insert(
+            0,
+            Problem(
+                "LLM_BASE_URL",
+                f"is {settings.llm_base_url!r}, not an http(s) URL with a "
+                "host; set the endpoint's base URL, e.g. https://api.openai.com/v1",
+            ),
+        )
+    # The answer's budget comes out of the context window, beside the text
+    # and the instructions: past half the window, a chunk has less room than
+    # the answer it asks for (and at the extreme, none at all).
+    most = settings.llm_context_tokens // 2
+    if settings.llm_max_output_tokens > most:
+        found.append(
+            Problem(
+                "LLM_MAX_OUTPUT_TOKENS",
+                f"is {settings.llm_max_output_tokens}, more than half of "
+                f"LLM_CONTEXT_TOKENS ({settings.llm_context_tokens}), leaving "
+                f"too little room for the text; set at most {most}, or set "
+                "LLM_CONTEXT_TOKENS to the model's real context window",
+            )
+        )
+    return found
 
 
-def _signing_key_problems(settings: Settings) -> list[Problem]:
+def _signing_key_problems(settings: Settings, *, required: bool) -> list[Problem]:
     key = _plain(settings.inngest_signing_key)
     fallback = _plain(settings.inngest_signing_key_fallback)
     found = []
-    if key is None and not settings.is_dev:
+    if key is None and required and not settings.is_dev:
         found.append(
             Problem(
                 "INNGEST_SIGNING_KEY",
@@ -167,7 +229,7 @@ def _signing_key_problems(settings: Settings) -> list[Problem]:
     ):
         if value is not None:
             found += _key_shape(name, value, settings)
-    if key is not None and key == fallback:
+    if key is not None and fallback is not None and same_signing_key(key, fallback):
         found.append(
             Problem(
                 "INNGEST_SIGNING_KEY_FALLBACK",
@@ -177,6 +239,16 @@ def _signing_key_problems(settings: Settings) -> list[Problem]:
             )
         )
     return found
+
+
+def same_signing_key(one: str, other: str) -> bool:
+    """Whether two signing keys are one key, as the SDK tells keys apart: by
+    the hash of their hex bytes, whatever the `signkey-<env>-` prefix or the
+    case of the hex digits."""
+    try:
+        return bearer_token(one) == bearer_token(other)
+    except ValueError:
+        return one == other
 
 
 def _key_shape(name: str, key: str, settings: Settings) -> list[Problem]:
@@ -213,10 +285,13 @@ def _key_shape(name: str, key: str, settings: Settings) -> list[Problem]:
     return []
 
 
-def _prod_service_problems(settings: Settings) -> list[Problem]:
+def _service_problems(settings: Settings, *, api: bool) -> list[Problem]:
+    """The job store's, the API's and the tunnel's settings; `api` is false
+    for the functions service, which answers no browser and builds no link."""
+    prod = not settings.is_dev
     found = []
     database = settings.database_url.lower()
-    if database.startswith("sqlite") and not settings.allow_sqlite_in_prod:
+    if prod and database.startswith("sqlite") and not settings.allow_sqlite_in_prod:
         found.append(
             Problem(
                 "DATABASE_URL",
@@ -225,7 +300,7 @@ def _prod_service_problems(settings: Settings) -> list[Problem]:
                 "ALLOW_SQLITE_IN_PROD=true for a single-host deployment",
             )
         )
-    if "*" in settings.cors_origins:
+    if prod and api and "*" in settings.cors_origins:
         found.append(
             Problem(
                 "CORS_ORIGINS",
@@ -233,15 +308,9 @@ def _prod_service_problems(settings: Settings) -> list[Problem]:
                 "your client's origins, comma-separated",
             )
         )
-    if not settings.public_url.startswith("https://"):
-        found.append(
-            Problem(
-                "PUBLIC_URL",
-                f"is {settings.public_url}, not https, in prod; set the "
-                "deployed backend's https:// URL",
-            )
-        )
-    if settings.jwt_secret is None and not settings.auth_jwks_url:
+    if api:
+        found += _public_url_problems(settings)
+    if prod and api and settings.jwt_secret is None and not settings.auth_jwks_url:
         found.append(
             Problem(
                 "AUTH_JWT_SECRET",
@@ -249,14 +318,14 @@ def _prod_service_problems(settings: Settings) -> list[Problem]:
                 "or AUTH_JWT_SECRET to check bearer tokens; set one",
             )
         )
-    if settings.jwt_secret == DEV_JWT_SECRET:
+    if prod and settings.jwt_secret == DEV_JWT_SECRET:
         found.append(
             Problem(
                 "AUTH_JWT_SECRET",
                 "is the public dev secret; set your own (32 random bytes or more)",
             )
         )
-    if settings.fetch_allow_loopback_for_tests:
+    if prod and settings.fetch_allow_loopback_for_tests:
         found.append(
             Problem(
                 "FETCH_ALLOW_LOOPBACK_FOR_TESTS",
@@ -264,7 +333,7 @@ def _prod_service_problems(settings: Settings) -> list[Problem]:
                 "network); unset it",
             )
         )
-    if settings.tunnel_provider != "none":
+    if prod and settings.tunnel_provider != "none":
         found.append(
             Problem(
                 "TUNNEL_PROVIDER",
@@ -273,6 +342,38 @@ def _prod_service_problems(settings: Settings) -> list[Problem]:
             )
         )
     return found
+
+
+def _public_url_problems(settings: Settings) -> list[Problem]:
+    url = settings.public_url
+    if settings.is_dev:
+        if _is_http_url(url):
+            return []
+        return [
+            Problem(
+                "PUBLIC_URL",
+                f"is {url!r}, not an http(s) URL with a host; set where the "
+                "backend is reached, e.g. http://127.0.0.1:8000",
+            )
+        ]
+    if url.startswith("https://") and _is_http_url(url):
+        return []
+    shown = "https without a host" if url.startswith("https://") else "not https"
+    return [
+        Problem(
+            "PUBLIC_URL",
+            f"is {url}, {shown}, in prod; set the deployed backend's "
+            "https:// URL (https://api.example.com)",
+        )
+    ]
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url.strip())
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
 
 
 def _plain(value: object) -> str | None:

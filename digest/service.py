@@ -9,24 +9,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.store import JobStore
+from backend.store import (
+    DatabaseUnreachable,
+    JobStore,
+    MigrationRequired,
+    UnsupportedDatabase,
+)
 from backend.store.shared import close_shared_stores, shared_store
 from digest.profile import UnsafeSettings, refuse_bad_profile, secret_fingerprints
 from digest.settings import Settings
 from functions.cpu import shutdown_pool
+
+log = logging.getLogger("digest.service")
 
 health_router = APIRouter(tags=["health"])
 
 DATABASE_CHECK_SECONDS = 5.0
 
 
-__all__ = ["UnsafeSettings", "health_router", "job_store_open", "refuse_bad_profile"]
+__all__ = [
+    "QuietRefusedStart",
+    "StartRefused",
+    "UnsafeSettings",
+    "health_router",
+    "job_store_open",
+    "refuse_bad_profile",
+]
+
+
+class StartRefused(RuntimeError):
+    """The app cannot start, for a reason already logged in one line."""
 
 
 @contextlib.asynccontextmanager
@@ -34,16 +54,60 @@ async def job_store_open(settings: Settings) -> AsyncIterator[JobStore]:
     """The process's job store, open for as long as the app runs.
 
     On the way out the CPU pool stops (work not started is dropped and its
-    step retried) and the store closes.
+    step retried) and the store closes. A database that cannot be reached,
+    or (in prod) is not migrated, is one error line and StartRefused.
     """
-    # Dev migrates its SQLite file on start; prod refuses to start on an
-    # unmigrated database, since migrating is a deliberate release step.
-    store = await shared_store(settings.database_url, migrate=settings.is_dev)
+    # Dev migrates its database on start, whichever it is; prod refuses to
+    # start on an unmigrated one, since migrating is a release step.
+    try:
+        store = await shared_store(settings.database_url, migrate=settings.is_dev)
+    except (DatabaseUnreachable, MigrationRequired, UnsupportedDatabase) as exc:
+        log.error("refusing to start: %s", exc)
+        raise StartRefused(str(exc)) from exc
     try:
         yield store
     finally:
         shutdown_pool()
         await close_shared_stores()
+
+
+class QuietRefusedStart:
+    """ASGI middleware: a StartRefused start ends without a traceback.
+
+    Starlette reports a failed start to the server with the traceback as
+    its message, which uvicorn logs in full; for StartRefused the log has
+    the one line that matters already, so the report goes out empty.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def hold_failure(message: Message) -> None:
+            # Sent just before the exception is re-raised, which says
+            # whether the report is wanted.
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, hold_failure)
+        except StartRefused:
+            await send({"type": "lifespan.startup.failed", "message": ""})
+            raise
+        except BaseException:
+            for message in held:
+                await send(message)
+            raise
+        else:
+            for message in held:
+                await send(message)
 
 
 @health_router.get("/healthz")

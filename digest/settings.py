@@ -21,6 +21,26 @@ AppEnv = Literal["dev", "prod"]
 # Signs and checks bearer tokens in dev when AUTH_JWT_SECRET is unset. It is
 # public (it is in this file), so prod never accepts it.
 DEV_JWT_SECRET = "digest-dev-only-jwt-secret-never-use-in-production"
+MAX_RETENTION_DAYS = 36_500
+# Secrets and URLs that may be unset: a blank value counts as unset.
+OPTIONAL_TEXT = (
+    "inngest_dev",
+    "inngest_base_url",
+    "inngest_event_key",
+    "inngest_signing_key",
+    "inngest_signing_key_fallback",
+    "ngrok_authtoken",
+    "ngrok_domain",
+    "tunnel_lan_address",
+    "inngest_serve_origin",
+    "llm_base_url",
+    "llm_api_key",
+    "llm_model",
+    "digest_token",
+    "auth_jwt_secret",
+    "auth_jwks_url",
+    "auth_audience",
+)
 
 
 class Settings(BaseSettings):
@@ -91,12 +111,21 @@ class Settings(BaseSettings):
     llm_via_executor: bool = False
     # Jobs whose last change is older than this many days are deleted, with
     # everything stored for them, by the `cleanup-expired-jobs` function.
-    job_retention_days: float = Field(default=30.0, gt=0)
+    # At most a century: the cutoff is a date, and a larger span overflows.
+    job_retention_days: float = Field(
+        default=30.0, gt=0, le=MAX_RETENTION_DAYS, allow_inf_nan=False
+    )
     # When that function runs (five cron fields, UTC).
     job_retention_cron: str = "17 * * * *"
     # How long a backend replica holds an outbox event it is sending before
     # another replica may send it (the first may have died mid-send).
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
+    # A running job that has not changed for this long is checked against
+    # its run on the executor (backend.reconcile): a run that failed or was
+    # cancelled where the functions could not record it ends the job too.
+    # A queued job's event is first checked this long after it was sent, or
+    # 10 s if that is shorter.
+    reconcile_after_seconds: float = Field(default=60.0, gt=0)
     # An event stream re-reads its job this often even when no change was
     # announced (another process on SQLite, a lost LISTEN connection).
     job_stream_reread_seconds: float = Field(default=1.0, gt=0)
@@ -122,6 +151,16 @@ class Settings(BaseSettings):
         default_factory=list
     )
 
+    @field_validator(*OPTIONAL_TEXT, mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `INNGEST_EVENT_KEY=` (a template line left empty) would otherwise be
+        # a key of no characters: the profile checks would let prod start,
+        # and every send would fail. Empty means unset, as for the SDK.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -134,6 +173,24 @@ class Settings(BaseSettings):
     def _split_ports(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("job_retention_cron")
+    @classmethod
+    def _check_cron(cls, value: str) -> str:
+        # Read as the executor reads it: a schedule it cannot parse, or one
+        # that never comes (31 February), would leave cleanup never running.
+        from devserver.cron import next_fire_ms, parse
+
+        example = "give five fields (minute hour day month weekday): '17 * * * *'"
+        try:
+            schedule = parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; {example}") from None
+        try:
+            next_fire_ms(schedule, 0)
+        except ValueError:
+            raise ValueError(f"{value!r} never fires; {example}") from None
         return value
 
     @property

@@ -40,19 +40,15 @@ class RefuseStaleSignatures:
         if self._enabled and scope["type"] == "http" and scope["path"] == SERVE_PATH:
             age = _signature_age(Headers(scope=scope).get("x-inngest-signature"))
             if age is not None and abs(age) > MAX_AGE_S:
-                log.warning(
-                    "refused a call to %s signed %.0f s %s",
-                    SERVE_PATH,
-                    abs(age),
-                    "ago" if age > 0 else "in the future",
-                )
+                when = f"{abs(age):.0f} s {'ago' if age > 0 else 'in the future'}"
+                log.warning("refused a call to %s signed %s", SERVE_PATH, when)
                 refusal = JSONResponse(
                     {
                         "error": {
                             "code": "stale_signature",
-                            "message": f"the request signature is {abs(age):.0f} s "
-                            f"from now (limit {MAX_AGE_S} s); sign each call "
-                            "when it is sent",
+                            "message": f"the request was signed {when} (limit "
+                            f"{MAX_AGE_S} s either way); sign each call when "
+                            "it is sent, with a clock in sync",
                         }
                     },
                     status_code=401,

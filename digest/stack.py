@@ -131,7 +131,11 @@ def start_executor(
     sdk_urls: list[str] | None = None,
     extra_args: list[str] | None = None,
     log_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Service:
+    """`python -m devserver` on a loopback port; `env` is laid over this
+    process's environment (an empty value unsets a key: devserver reads an
+    empty variable as unset)."""
     port = port or free_port()
     args = ["-m", "devserver", "--host", LOOPBACK, "--port", str(port)]
     args += ["--data-dir", str(data_dir)]
@@ -143,6 +147,7 @@ def start_executor(
         args,
         url=f"http://{LOOPBACK}:{port}",
         log_path=log_path or data_dir / "executor.log",
+        env=env,
     )
     service.wait_until_ready("/health")
     return service

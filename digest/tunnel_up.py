@@ -9,20 +9,24 @@ Which setting carries the URL depends on what is exposed:
   PUBLIC_URL + /api/inngest once the app is synced through it.
 
 The URL is written to `.env.{APP_ENV}.local` in the working folder; the
-value found there before is "last time".
+value found there before is "last time". Only the dev profile has tunnels:
+in prod everything has a public URL already (TUNNEL_PROVIDER=none).
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
 
 from digest.settings import Settings, env_files
-from digest.stack import StackError, sync_app
 from tunnel import Tunnel, make_tunnel, write_url
 
 Target = Literal["executor", "backend"]
@@ -31,6 +35,12 @@ SETTING_OF: dict[Target, str] = {
     "backend": "PUBLIC_URL",
 }
 DEFAULT_PORT: dict[Target, int] = {"executor": 8288, "backend": 8000}
+STARTS: dict[Target, str] = {
+    "executor": "digest devserver --port {port}",
+    "backend": "digest serve --port {port}",
+}
+# How long a re-sync waits for the tunnel to carry its first request.
+SYNC_TIMEOUT_S = 20.0
 Echo = Callable[[str], None]
 
 
@@ -45,6 +55,30 @@ class OpenedTunnel:
     @property
     def changed(self) -> bool:
         return self.url != self.previous
+
+
+def default_port(settings: Settings, target: Target) -> int:
+    """The port of the configured URL of `target` (INNGEST_BASE_URL, or
+    PUBLIC_URL), when it names one; else the usual port.
+
+    A URL without a port (an ngrok URL written by an earlier run) says
+    nothing about the local port, so the usual one is used then.
+    """
+    url = settings.executor_url if target == "executor" else settings.public_url
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = None
+    return port or DEFAULT_PORT[target]
+
+
+def local_answers(port: int) -> bool:
+    """Whether anything answers HTTP on 127.0.0.1:`port` (any status)."""
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=3.0)
+    except httpx.HTTPError:
+        return False
+    return True
 
 
 def local_env_file(settings: Settings, folder: Path | None = None) -> Path:
@@ -84,17 +118,58 @@ def resync(opened: OpenedTunnel, settings: Settings, echo: Echo) -> bool:
             "syncs with the executor there when it starts"
         )
         return False
-    try:
-        sync_app(opened.url, timeout=20)
-    except StackError as exc:
-        echo(f"could not re-sync the app through {opened.url}: {exc}")
-        echo(
-            "start the backend on the tunnel's port, then: "
-            f"curl -X PUT {opened.url}/api/inngest"
-        )
+    refusal = sync_through(opened.url)
+    if refusal is not None:
+        echo(f"could not re-sync the app through {opened.url}: {refusal}")
+        echo(f"once that is fixed: curl -X PUT {opened.url}/api/inngest")
         return False
     echo(f"re-synced: the executor now calls {opened.url}/api/inngest")
     return True
+
+
+def sync_through(url: str, *, timeout: float = SYNC_TIMEOUT_S) -> str | None:
+    """PUT `url`/api/inngest as the dev server does; None once the app
+    synced, else what stopped it, in the words of whoever answered.
+
+    Only "no answer" is tried again (a tunnel may take a moment to carry
+    its first request): an answer, even a refusal, is final, and it is the
+    SDK's (or, relayed by it, the executor's) own account of the problem.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = httpx.put(
+                f"{url}/api/inngest",
+                headers={"x-inngest-server-kind": "dev"},
+                json={"url": f"{url}/api/inngest"},
+                timeout=10,
+            )
+        except httpx.HTTPError as exc:
+            if time.monotonic() > deadline:
+                return f"nothing answered ({type(exc).__name__})"
+            time.sleep(0.2)
+            continue
+        return _refusal(answer)
+
+
+def _refusal(answer: httpx.Response) -> str | None:
+    try:
+        body = answer.json() if answer.content else {}
+    except ValueError:
+        body = {"message": answer.text[:200]}
+    if answer.is_success and not (isinstance(body, dict) and "error" in body):
+        return None
+    said = body if isinstance(body, dict) else {"message": str(body)}
+    code = said.get("code")
+    message = said.get("message") or said.get("error") or ""
+    named = " ".join(str(part) for part in (code, message) if part)
+    refusal = f"the app answered {answer.status_code}" + (f": {named}" if named else "")
+    if code == "server_kind_mismatch":
+        refusal += (
+            " (the app runs in cloud mode, the prod profile, and this sync "
+            "comes as a dev server's: run the app with APP_ENV=dev)"
+        )
+    return refusal
 
 
 def tunnel_up(
@@ -107,9 +182,21 @@ def tunnel_up(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        # Also when the URL is unchanged: the executor may have been reset
-        # since, and a sync that changes nothing costs one request.
-        resync(opened, settings, echo)
+        if local_answers(port):
+            # Also when the URL is unchanged: the executor may have been
+            # reset since, and a sync that changes nothing costs one request.
+            resync(opened, settings, echo)
+        else:
+            start = STARTS[target].format(port=port)
+            echo(
+                f"warning: nothing answers at 127.0.0.1:{port}, so the tunnel "
+                f"leads nowhere yet; start the {target} there ({start})"
+                + (
+                    f", then: curl -X PUT {opened.url}/api/inngest"
+                    if target == "backend"
+                    else ""
+                )
+            )
         echo("tunnel open; Ctrl-C closes it")
         stop.wait()
     finally:
@@ -131,12 +218,20 @@ def run_tunnel_up(
     if target not in SETTING_OF:
         typer.echo(f"--target must be executor or backend, not {target!r}", err=True)
         return 2
+    if not settings.is_dev:
+        typer.echo(
+            f"digest tunnel up is for the dev profile, not {settings.app_env}: "
+            "in prod every service has a public URL (TUNNEL_PROVIDER=none); "
+            "nothing was opened or written",
+            err=True,
+        )
+        return 2
     chosen: Target = "backend" if target == "backend" else "executor"
     try:
         tunnel_up(
             settings,
             provider or settings.tunnel_provider,
-            port or DEFAULT_PORT[chosen],
+            port or default_port(settings, chosen),
             chosen,
             echo,
         )

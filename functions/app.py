@@ -21,7 +21,13 @@ from collections.abc import AsyncIterator
 import inngest.fast_api
 from fastapi import FastAPI
 
-from digest.service import health_router, job_store_open, refuse_bad_profile
+from digest.profile import executor_name
+from digest.service import (
+    QuietRefusedStart,
+    health_router,
+    job_store_open,
+    refuse_bad_profile,
+)
 from digest.settings import Settings, get_settings
 from digest.signature_age import RefuseStaleSignatures
 from functions.client import create_client
@@ -32,7 +38,8 @@ log = logging.getLogger("digest.functions.service")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    refuse_bad_profile(settings)
+    # What this service needs only: it sends no events, checks no bearer.
+    refuse_bad_profile(settings, "functions")
     client = create_client(settings)
 
     @contextlib.asynccontextmanager
@@ -43,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "functions service ready (profile %s, app %s, executor %s)",
                 settings.app_env,
                 settings.inngest_app_id,
-                settings.executor_url if settings.is_dev else "Inngest Cloud",
+                executor_name(settings),
             )
             yield
         log.info("functions service stopped")
@@ -57,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(health_router)
+    app.add_middleware(QuietRefusedStart)
     app.add_middleware(RefuseStaleSignatures, settings=settings)
     inngest.fast_api.serve(app, client, build_functions(client, settings))
     return app

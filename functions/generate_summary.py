@@ -72,8 +72,22 @@ def build_functions(
         if job_id is None:
             log.error("failure event without a job id: %s", ctx.event.data)
             return
-        reason = _reason(error)
-        await (await store()).fail(job_id, reason)
+        reason = readable_error(error)
+        try:
+            await (await store()).fail(job_id, reason)
+        except Exception as exc:
+            # The SDK runs a failure handler once, never retried. Raising
+            # shows the run as failed on the executor, and the backend's
+            # reconciler marks the job from that run once the store is back.
+            log.error(
+                "job %s failed (%s) and could not be marked failed: %s: %s; "
+                "the backend's reconciler will mark it",
+                job_id,
+                reason,
+                type(exc).__name__,
+                exc,
+            )
+            raise
         log.warning("job %s failed: %s", job_id, reason)
 
     @client.create_function(
@@ -238,8 +252,9 @@ def _job_id_of(event: Any) -> str | None:
     return job_id if isinstance(job_id, str) and job_id else None
 
 
-def _reason(error: Any) -> str:
-    """A sentence a person can read from the SDK's error object."""
+def readable_error(error: Any) -> str:
+    """A sentence a person can read from the SDK's error object (also the
+    error of a failed run as the executor's REST API shows it)."""
     if not isinstance(error, dict):
         return "the summary could not be generated (no error detail was given)"
     name = str(error.get("name") or "Error")

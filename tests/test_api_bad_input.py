@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
+
 import httpx
+import jwt
 import pytest
 
 from digest import stack
+from digest.settings import DEV_JWT_SECRET
 from tests.databases import DATABASE_OF, ON_BOTH_DATABASES, count_rows
 
 pytestmark = ON_BOTH_DATABASES("lone_backend")
@@ -200,3 +206,80 @@ def test_accepted_even_when_the_executor_is_down(lone_backend: stack.Service) ->
     ).json()
     assert job["status"] == "queued"
     assert job["progress"] == {"done": 0, "total": 4, "step": None}
+
+
+# Ids no job can have: PostgreSQL refuses a NUL outright, so these must be
+# answered before the database is asked.
+NOT_JOB_IDS = [
+    "%00",
+    "a%00b",
+    "01JZZZZZZZZZZZZZZZZZZZZZ%00Z",
+    "01IZZZZZZZZZZZZZZZZZZZZZZZ",
+]
+
+
+@pytest.mark.parametrize("job_id", NOT_JOB_IDS)
+@pytest.mark.parametrize(
+    ("method", "suffix"), [("GET", ""), ("POST", "/cancel"), ("GET", "/events")]
+)
+def test_id_that_cannot_be_a_job_is_a_404(
+    lone_backend: stack.Service, job_id: str, method: str, suffix: str
+) -> None:
+    answer = httpx.request(
+        method,
+        f"{lone_backend.url}/api/summaries/{job_id}{suffix}",
+        timeout=10,
+        headers=_auth(lone_backend),
+    )
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"]["code"] == "not_found"
+
+
+def test_cursor_with_a_nul_in_its_job_id_is_a_422(lone_backend: stack.Service) -> None:
+    raw = json.dumps(["2025-01-01T00:00:00+00:00", "a\u0000b"]).encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    answer = httpx.get(
+        f"{lone_backend.url}/api/summaries",
+        params={"cursor": cursor},
+        timeout=10,
+        headers=_auth(lone_backend),
+    )
+    assert answer.status_code == 422, answer.text
+    assert "cursor" in answer.json()["error"]["message"]
+
+
+BAD_SUBJECTS = ["a\u0000b", "\u0000", "tab\tuser", "del\u007f", "lone \ud800"]
+
+
+@pytest.mark.parametrize("sub", BAD_SUBJECTS)
+def test_token_whose_sub_has_control_characters_is_a_401(
+    lone_backend: stack.Service, sub: str
+) -> None:
+    now = int(time.time())
+    token = jwt.encode(
+        {"sub": sub, "iat": now, "exp": now + 600}, DEV_JWT_SECRET, algorithm="HS256"
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    before = _job_count(lone_backend)
+    for method in ["POST", "GET"]:
+        answer = httpx.request(
+            method,
+            f"{lone_backend.url}/api/summaries",
+            json={"text": "A user id with a NUL in it."} if method == "POST" else None,
+            timeout=10,
+            headers=headers,
+        )
+        assert answer.status_code == 401, answer.text
+        assert "control characters" in answer.json()["error"]["message"]
+    assert _job_count(lone_backend) == before
+
+
+@pytest.mark.parametrize("sub", BAD_SUBJECTS[:4])
+def test_dev_token_route_refuses_control_characters(
+    lone_backend: stack.Service, sub: str
+) -> None:
+    answer = httpx.post(
+        f"{lone_backend.url}/api/dev/token", json={"sub": sub}, timeout=10
+    )
+    assert answer.status_code == 422, answer.text
+    assert "control characters" in answer.json()["error"]["message"]

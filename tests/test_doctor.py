@@ -4,10 +4,13 @@ on the others, and nothing is changed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +19,9 @@ import pytest
 from digest import stack
 from digest.doctor import Check, diagnose
 from digest.settings import Settings
+from digest.stack import Service
 from tests.conftest import Stack
+from tests.prod_functions import migrated_sqlite, new_prod_key, start_prod_functions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +55,13 @@ def test_all_checks_pass_on_a_running_stack(digest_stack: Stack) -> None:
         ("event key", "ok"),
     ], checks
     assert f"{digest_stack.backend.url}/api/inngest" in by_name(checks)["sync"].detail
+    # Counted as the executor counts them: each failure handler is a function.
+    listed = httpx.get(digest_stack.executor.url + "/dev", timeout=10).json()
+    slugs = [function["slug"] for function in listed["functions"]]
+    handlers = sum(slug.endswith("-failure") for slug in slugs)
+    assert handlers >= 1
+    served = f"serves {len(slugs) - handlers} functions (+{handlers} failure handler"
+    assert served in by_name(checks)["serve endpoint"].detail, checks
     # The event key check sent an empty batch: no event was recorded.
     events_after = digest_stack.executor_get("/v1/events")
     assert events_after == events_before
@@ -167,3 +179,147 @@ def test_cloud_refusals_are_named_inngest_cloud_mocked(answer: int) -> None:
     assert checks["event key"].status == "fail"
     assert "https://api.inngest.com/v1/events" in seen
     assert any(url.startswith("https://inn.gs/e/") for url in seen)
+
+
+def test_an_answer_that_is_no_event_api_fails_the_event_key_check(
+    digest_stack: Stack,
+) -> None:
+    # The backend at INNGEST_BASE_URL: it answers, but not as an event API.
+    checks = by_name(
+        diagnose(local(digest_stack, inngest_base_url=digest_stack.backend.url))
+    )
+    check = checks["event key"]
+    assert check.status == "fail", check
+    assert check.detail.startswith(
+        f"no Inngest event API at {digest_stack.backend.url} (answered 4"
+    ), check
+    assert check.fix is not None
+    assert "INNGEST_BASE_URL" in check.fix
+
+
+def _cloud(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "app_env": "prod",
+        "inngest_event_key": "prod-event-key",
+        "inngest_signing_key": "signkey-prod-" + "ab" * 32,
+        "database_url": "sqlite+aiosqlite:///:memory:",
+        "allow_sqlite_in_prod": True,
+        "public_url": "https://127.0.0.1:9",
+        "auth_jwt_secret": "x" * 40,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "verdict"),
+    [
+        (200, {"ids": [], "status": 200}, "ok"),
+        (400, {"ids": [], "status": 400, "error": "no events"}, "ok"),
+        (400, {"detail": "bad request"}, "fail"),
+        (404, {"detail": "Not Found"}, "fail"),
+        (500, {"error": "boom"}, "fail"),
+        (502, None, "fail"),
+    ],
+)
+def test_event_key_needs_an_event_apis_answer_inngest_cloud_mocked(
+    status: int, body: object, verdict: str
+) -> None:
+    """Inngest Cloud's event API, stood in for: only a 2xx, or its own
+    refusal of the empty batch, means the key was accepted."""
+
+    def inngest_cloud(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "inn.gs":
+            if body is None:
+                return httpx.Response(status, text="<html>bad gateway</html>")
+            return httpx.Response(status, json=body)
+        return httpx.Response(200, json={"data": []})
+
+    checks = by_name(diagnose(_cloud(), transport=httpx.MockTransport(inngest_cloud)))
+    check = checks["event key"]
+    assert check.status == verdict, check
+    if verdict == "fail":
+        assert (
+            check.detail
+            == f"no Inngest event API at https://inn.gs (answered {status})"
+        )
+
+
+def test_inngest_cloud_without_a_signing_key_is_not_said_to_answer_mocked() -> None:
+    """Inngest Cloud stood in for: with no key, it is not asked, and the
+    check says so instead of passing."""
+    seen: list[str] = []
+
+    def inngest_cloud(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"data": []})
+
+    settings = _cloud(inngest_signing_key=None)
+    check = by_name(diagnose(settings, transport=httpx.MockTransport(inngest_cloud)))[
+        "executor"
+    ]
+    assert check.status == "fail", check
+    assert "not asked" in check.detail
+    assert check.fix is not None
+    assert "INNGEST_SIGNING_KEY" in check.fix
+    assert not any("api.inngest.com" in url for url in seen)
+
+
+@pytest.fixture(scope="module")
+def prod_functions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The functions service in prod, started as the README sets it up."""
+    service = start_prod_functions(tmp_path_factory.mktemp("prod-fn"), new_prod_key())
+    yield service
+    service.stop()
+
+
+def test_a_signing_key_the_app_refuses_is_named_as_the_fix(
+    prod_functions: Service,
+) -> None:
+    # It started in prod with no event key and no bearer-token secret: the
+    # functions service uses neither.
+    settings = _cloud(
+        public_url=prod_functions.url,
+        inngest_base_url=f"http://127.0.0.1:{stack.free_port()}",
+        inngest_signing_key=new_prod_key(),
+    )
+    checks = by_name(diagnose(settings, service="functions"))
+    check = checks["serve endpoint"]
+    assert check.status == "fail", check
+    assert "answered 401 to a call signed with signing key sha256:" in check.detail
+    assert check.fix is not None
+    assert "same INNGEST_SIGNING_KEY" in check.fix
+    assert "PUBLIC_URL" not in check.fix
+    assert checks["event key"].status == "skip"
+    assert checks["profile"].status == "ok", checks["profile"]
+
+
+def test_a_database_newer_than_the_code_says_the_code_is_older(
+    digest_stack: Stack, tmp_path: Path
+) -> None:
+    path = tmp_path / "newer.db"
+    url = migrated_sqlite(path)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE alembic_version SET version_num = 'f00dfeedbeef'")
+    check = by_name(diagnose(local(digest_stack, database_url=url)))["database"]
+    assert check.status == "fail", check
+    assert "f00dfeedbeef" in check.detail
+    assert check.fix is not None
+    assert "the code is older than the database" in check.fix
+    assert "revision f00dfeedbeef" in check.fix
+    assert "run `digest db upgrade`" not in check.fix
+
+
+def test_doctor_reads_a_wal_mode_sqlite_file_without_making_wal_files(
+    digest_stack: Stack, tmp_path: Path
+) -> None:
+    path = tmp_path / "wal.db"
+    url = migrated_sqlite(path)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # Closed by its last connection: everything is in the file itself.
+    assert not Path(f"{path}-wal").exists()
+    check = by_name(diagnose(local(digest_stack, database_url=url)))["database"]
+    assert check.status == "ok", check
+    assert not Path(f"{path}-wal").exists()
+    assert not Path(f"{path}-shm").exists()

@@ -16,7 +16,13 @@ from inngest._internal import transforms
 
 from backend.app import create_app
 from digest.config_show import effective_settings
-from digest.profile import UnsafeSettings, fingerprint, problems
+from digest.profile import (
+    Service,
+    UnsafeSettings,
+    executor_name,
+    fingerprint,
+    problems,
+)
 from digest.settings import DEV_JWT_SECRET, Settings, load_settings
 from digest.signature_age import MAX_AGE_S
 from functions.app import create_app as create_functions_app
@@ -41,8 +47,8 @@ def prod(**overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def named(settings: Settings) -> list[str]:
-    return [problem.setting for problem in problems(settings)]
+def named(settings: Settings, service: Service = "api") -> list[str]:
+    return [problem.setting for problem in problems(settings, service)]
 
 
 def test_a_good_prod_profile_has_no_problem() -> None:
@@ -269,9 +275,12 @@ def test_config_show_command_json(project: Path) -> None:
     assert any(p.startswith("INNGEST_EVENT_KEY:") for p in document["problems"])
 
 
-@pytest.mark.parametrize("command", [["serve"], ["functions", "serve"], ["dev"]])
+@pytest.mark.parametrize(
+    ("command", "cors_checked"),
+    [(["serve"], True), (["functions", "serve"], False), (["dev"], True)],
+)
 def test_commands_refuse_a_bad_profile_before_starting(
-    project: Path, command: list[str]
+    project: Path, command: list[str], cors_checked: bool
 ) -> None:
     done = _digest(
         project,
@@ -285,6 +294,229 @@ def test_commands_refuse_a_bad_profile_before_starting(
     assert lines[0] == "the prod profile cannot start:"
     settings_named = [line.strip().split(":")[0] for line in lines[1:]]
     assert "INNGEST_DEV" in settings_named
-    assert "CORS_ORIGINS" in settings_named
+    # The functions service answers no browser: CORS is not its business.
+    assert ("CORS_ORIGINS" in settings_named) is cors_checked
     assert "INNGEST_SIGNING_KEY" in settings_named
+    assert ("APP_ENV" in settings_named) is (command == ["dev"])
     assert "Traceback" not in done.stderr
+
+
+def test_each_service_is_checked_for_the_settings_it_uses() -> None:
+    # What only the API uses: events, bearer tokens, browsers, links.
+    api_only = prod(
+        inngest_event_key=None,
+        auth_jwt_secret=None,
+        cors_origins=["*"],
+        public_url="http://api.example.com",
+    )
+    assert named(api_only, "functions") == []
+    assert named(api_only, "api") == [
+        "INNGEST_EVENT_KEY",
+        "CORS_ORIGINS",
+        "PUBLIC_URL",
+        "AUTH_JWT_SECRET",
+    ]
+    # The signing key checks the executor's calls: needed wherever the
+    # functions are served, not by an API that only sends events.
+    unsigned = prod(inngest_signing_key=None)
+    assert named(unsigned, "functions") == ["INNGEST_SIGNING_KEY"]
+    assert named(unsigned, "api") == ["INNGEST_SIGNING_KEY"]
+    assert named(prod(inngest_signing_key=None, serve_functions=False)) == []
+    # The LLM settings are the functions' too.
+    llm = prod(summarizer="llm", serve_functions=False)
+    assert named(llm) == []
+    assert named(llm, "functions") == ["LLM_BASE_URL", "LLM_MODEL"]
+    # `digest dev` runs a local, unsigned executor: never in prod.
+    assert named(prod(), "dev") == ["APP_ENV"]
+    assert named(Settings(app_env="dev"), "dev") == []
+
+
+def test_blank_secrets_and_urls_count_as_unset(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APP_ENV", "prod")
+    monkeypatch.setenv("INNGEST_EVENT_KEY", "")
+    monkeypatch.setenv("INNGEST_SIGNING_KEY", "  ")
+    (project / ".env.prod.local").write_text(
+        "INNGEST_SIGNING_KEY_FALLBACK=\nAUTH_JWT_SECRET=\nINNGEST_BASE_URL=\n"
+    )
+    settings = load_settings()
+    assert settings.inngest_event_key is None
+    assert settings.inngest_signing_key is None
+    assert settings.inngest_signing_key_fallback is None
+    assert settings.inngest_base_url is None
+    assert {"INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY", "AUTH_JWT_SECRET"} <= set(
+        named(settings)
+    )
+
+
+def test_prod_refuses_to_start_with_an_empty_event_key(project: Path) -> None:
+    done = _digest(
+        project,
+        "serve",
+        "--port",
+        "9",
+        env={
+            "APP_ENV": "prod",
+            "INNGEST_EVENT_KEY": "",
+            "INNGEST_SIGNING_KEY": PROD_KEY,
+            "AUTH_JWT_SECRET": "x" * 40,
+        },
+    )
+    assert done.returncode == 2, done.stderr
+    assert "  INNGEST_EVENT_KEY: prod sends events with it" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        ({"llm_base_url": "api.openai.com/v1"}, "not an http(s) URL with a host"),
+        ({"llm_base_url": "https://"}, "not an http(s) URL with a host"),
+        (
+            {"llm_context_tokens": 4096, "llm_max_output_tokens": 3000},
+            "set at most 2048",
+        ),
+    ],
+)
+def test_llm_settings_that_cannot_work_are_refused(
+    overrides: dict[str, object], says: str
+) -> None:
+    values: dict[str, object] = {
+        "app_env": "dev",
+        "summarizer": "llm",
+        "llm_base_url": "http://127.0.0.1:9/v1",
+        "llm_model": "stand-in",
+        **overrides,
+    }
+    found = problems(Settings(**values))  # type: ignore[arg-type]
+    assert len(found) == 1, found
+    assert says in str(found[0])
+    # The extractive summariser reads none of them.
+    values["summarizer"] = "extractive"
+    assert problems(Settings(**values)) == []  # type: ignore[arg-type]
+
+
+def test_llm_output_of_half_the_context_is_accepted() -> None:
+    settings = Settings(
+        app_env="dev",
+        summarizer="llm",
+        llm_base_url="https://api.example.com/v1",
+        llm_model="m",
+        llm_context_tokens=4096,
+        llm_max_output_tokens=2048,
+    )
+    assert problems(settings) == []
+
+
+@pytest.mark.parametrize(
+    "fallback",
+    [
+        "signkey-prod-" + "AB" * 32,  # upper-case hex: the same bytes
+        "signkey-branch-" + "ab" * 32,  # another prefix: the same key
+        "ab" * 32,
+    ],
+)
+def test_a_fallback_that_is_the_same_key_written_otherwise_is_refused(
+    fallback: str,
+) -> None:
+    found = problems(prod(inngest_signing_key_fallback=fallback))
+    assert any(
+        p.setting == "INNGEST_SIGNING_KEY_FALLBACK" and "same key" in p.fix
+        for p in found
+    ), found
+
+
+@pytest.mark.parametrize("url", ["https://", "https:///api", "https://:443"])
+def test_public_url_needs_a_host(url: str) -> None:
+    found = problems(prod(public_url=url))
+    assert [p.setting for p in found] == ["PUBLIC_URL"]
+    assert "without a host" in found[0].fix
+    assert named(Settings(app_env="dev", public_url="127.0.0.1:8000")) == ["PUBLIC_URL"]
+
+
+def test_the_executor_is_named_by_its_url_unless_it_is_inngest_cloud() -> None:
+    assert executor_name(prod()) == "Inngest Cloud"
+    own = prod(inngest_base_url="https://inngest.internal:8288/")
+    assert executor_name(own) == "https://inngest.internal:8288"
+    assert executor_name(Settings(app_env="dev")) == "http://127.0.0.1:8288"
+
+
+async def test_a_prod_backend_logs_its_self_hosted_executor_by_url(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from backend.store import create_engine, upgrade
+
+    database = f"sqlite+aiosqlite:///{tmp_path / 'd.db'}"
+    engine = create_engine(database)
+    await upgrade(engine)
+    await engine.dispose()
+    settings = prod(
+        database_url=database,
+        allow_sqlite_in_prod=True,
+        inngest_base_url="http://127.0.0.1:9",
+    )
+    app = create_app(settings)
+    with caplog.at_level("INFO", logger="digest.backend"):
+        async with app.router.lifespan_context(app):
+            pass
+    ready = [r.getMessage() for r in caplog.records if "backend ready" in r.message]
+    assert ready, caplog.text
+    assert "executor http://127.0.0.1:9" in ready[0]
+    assert "Inngest Cloud" not in ready[0]
+
+
+async def test_a_stale_signature_is_said_to_be_old_not_from_now() -> None:
+    from devserver.signing import sign_request
+
+    signed = int(__import__("time").time()) - MAX_AGE_S - 700
+    app = create_app(prod(allow_sqlite_in_prod=True))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        answer = await http.get(
+            "/api/inngest",
+            headers={"x-inngest-signature": sign_request(b"", PROD_KEY, t=signed)},
+        )
+    message = answer.json()["error"]["message"]
+    assert " s ago " in message, message
+    assert "from now" not in message
+
+
+def test_config_show_names_app_env_a_default_and_the_files_it_read(
+    project: Path,
+) -> None:
+    shown = {s.name: s for s in effective_settings(load_settings(), project)}
+    # .env.dev says APP_ENV=dev too, but it is not where the value came from.
+    assert shown["APP_ENV"].source == "default"
+    done = _digest(project, "config", "show", env={})
+    assert f"read .env.dev in {project}" in " ".join(done.stdout.split())
+    document = json.loads(_digest(project, "config", "show", "--json", env={}).stdout)
+    assert document["env_files"] == [str(project / ".env.dev")]
+
+
+def test_config_show_and_doctor_warn_when_no_env_file_is_found(
+    tmp_path: Path,
+) -> None:
+    done = _digest(tmp_path, "config", "show", env={})
+    said = " ".join(done.stdout.split())
+    assert "warning no .env.dev or .env.dev.local in" in said, said
+    assert "settings come from the environment and defaults only" in said
+    doctor = _digest(tmp_path, "doctor", "--json", env={})
+    profile = json.loads(doctor.stdout)["checks"][0]
+    assert profile["name"] == "profile"
+    assert "no .env.dev or .env.dev.local in" in profile["detail"]
+
+
+def test_config_show_checks_the_service_named(project: Path) -> None:
+    # The README's functions service: a signing key, no event key, no
+    # bearer-token secret.
+    env = {"APP_ENV": "prod", "INNGEST_SIGNING_KEY": PROD_KEY}
+    functions = _digest(
+        project, "config", "show", "--json", "--service", "functions", env=env
+    )
+    assert functions.returncode == 0, functions.stdout
+    assert json.loads(functions.stdout)["problems"] == []
+    api = _digest(project, "config", "show", "--json", env=env)
+    assert api.returncode == 1
+    named_by_api = {p.split(":")[0] for p in json.loads(api.stdout)["problems"]}
+    assert named_by_api == {"INNGEST_EVENT_KEY", "AUTH_JWT_SECRET"}

@@ -42,7 +42,7 @@ async def test_an_unmigrated_database_is_refused_with_the_fix(
 async def test_db_upgrade_brings_the_database_to_head(database_url: str) -> None:
     done = _digest(["db", "upgrade"], {"DATABASE_URL": database_url})
     assert done.returncode == 0, done.stderr
-    assert "latest revision" in done.stdout
+    assert f"to {head_revision()} (applied 0001" in done.stdout
 
     store = await open_store(database_url, migrate=False)
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from backend.api.schemas import DevToken, DevTokenRequest, error_responses
-from backend.auth import TokenVerifier
+from backend.auth import TokenVerifier, subject_problem
 from backend.errors import InvalidRequest
 
 router = APIRouter(prefix="/api/dev", tags=["dev"])
@@ -20,7 +20,8 @@ TOKEN_SECONDS = 24 * 3600
 @router.post("/token", response_model=DevToken, responses=error_responses(422))
 async def dev_token(request: Request, ask: DevTokenRequest) -> DevToken:
     """A bearer token for user `sub`, valid for 24 hours (dev profile only)."""
-    if not ask.sub.strip():
-        raise InvalidRequest("'sub' must name a user, not only spaces")
+    problem = subject_problem(ask.sub)
+    if problem is not None:
+        raise InvalidRequest(f"'sub' {problem}")
     verifier: TokenVerifier = request.app.state.tokens
     return DevToken(token=verifier.issue(ask.sub, ttl_seconds=TOKEN_SECONDS))

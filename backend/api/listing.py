@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from backend.api.access import is_job_id
 from backend.api.schemas import SummaryOut, SummaryPage, error_responses
 from backend.auth import User
 from backend.errors import InvalidRequest
@@ -58,7 +59,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, job_id = json.loads(raw)
         moment = datetime.fromisoformat(created)
-        if not isinstance(job_id, str) or moment.tzinfo is None:
+        # A job id of another shape is no cursor of ours (and a NUL in it
+        # would reach the database).
+        if not (isinstance(job_id, str) and is_job_id(job_id)) or moment.tzinfo is None:
             raise ValueError(job_id)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise InvalidRequest(

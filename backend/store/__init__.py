@@ -1,7 +1,13 @@
 """The job store's public module: what the API and the functions may use."""
 
 from backend.store.changes import JobEvent
-from backend.store.engine import create_engine, is_sqlite
+from backend.store.engine import (
+    DatabaseUnreachable,
+    UnsupportedDatabase,
+    create_engine,
+    is_sqlite,
+    reach,
+)
 from backend.store.jobs import (
     TERMINAL_STATUSES,
     Job,
@@ -10,21 +16,25 @@ from backend.store.jobs import (
     JobStore,
     Progress,
 )
-from backend.store.migrate import MigrationRequired, ensure_schema, upgrade
+from backend.store.migrate import Migrated, MigrationRequired, ensure_schema, upgrade
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "DatabaseUnreachable",
     "Job",
     "JobEvent",
     "JobNotFound",
     "JobStatus",
     "JobStore",
+    "Migrated",
     "MigrationRequired",
     "Progress",
+    "UnsupportedDatabase",
     "create_engine",
     "ensure_schema",
     "is_sqlite",
     "open_store",
+    "reach",
     "upgrade",
 ]
 
@@ -33,8 +43,14 @@ async def open_store(database_url: str, *, migrate: bool) -> JobStore:
     """A store on `database_url`, migrated first when `migrate` is true.
 
     Without `migrate`, a database that is not at the latest revision raises
-    MigrationRequired with the command that fixes it.
+    MigrationRequired with the command that fixes it; one that cannot be
+    connected to raises DatabaseUnreachable.
     """
     engine = create_engine(database_url)
-    await ensure_schema(engine, migrate=migrate)
+    try:
+        await reach(engine)
+        await ensure_schema(engine, migrate=migrate)
+    except BaseException:
+        await engine.dispose()
+        raise
     return JobStore(engine)

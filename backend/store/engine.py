@@ -6,11 +6,13 @@ production runs, with several backend replicas on one database.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 # Spellings of a PostgreSQL URL that people paste from their provider; all
@@ -20,17 +22,56 @@ _POSTGRES_DRIVERS = {"postgres", "postgresql", "postgresql+asyncpg"}
 
 class UnsupportedDatabase(ValueError):
     def __init__(self, database_url: str) -> None:
-        shown = make_url(database_url).render_as_string(hide_password=True)
+        try:
+            shown = make_url(database_url).render_as_string(hide_password=True)
+        except ArgumentError:
+            what = "DATABASE_URL is not a database URL"
+        else:
+            what = f"DATABASE_URL {shown} names a database Digest cannot use"
         super().__init__(
-            f"DATABASE_URL {shown} names a database Digest cannot use; use "
-            "sqlite+aiosqlite:///path/to/file.db or "
+            f"{what}; use sqlite+aiosqlite:///path/to/file.db or "
             "postgresql+asyncpg://user:password@host:5432/name"
         )
 
 
+class DatabaseUnreachable(RuntimeError):
+    """The database cannot be connected to: down, absent, or refusing us."""
+
+    def __init__(self, url: URL, cause: BaseException) -> None:
+        shown = url.render_as_string(hide_password=True)
+        if isinstance(cause, DBAPIError):
+            # The driver's own words ('database "x" does not exist').
+            said = str(cause.orig).strip().splitlines()
+            reason = said[0] if said else type(cause.orig).__name__
+        else:
+            said = str(cause).strip().splitlines()
+            reason = type(cause).__name__ + (f": {said[0]}" if said else "")
+        if url.get_backend_name() == "sqlite":
+            check = "check that its folder exists and this user may write there"
+        else:
+            check = (
+                "check that the server is running and that DATABASE_URL has "
+                "the right host, port, database name, user and password"
+            )
+        super().__init__(f"database unreachable at {shown} ({reason}); {check}")
+
+
+async def reach(engine: AsyncEngine) -> None:
+    """Connect once, so that a database that is down or absent is told
+    apart from any later failure; DatabaseUnreachable if it cannot be."""
+    try:
+        async with engine.connect():
+            pass
+    except (OSError, SQLAlchemyError) as exc:
+        raise DatabaseUnreachable(engine.url, exc) from exc
+
+
 def database_url(raw: str) -> URL:
     """`raw` as the URL the engine uses: PostgreSQL always through asyncpg."""
-    url = make_url(raw)
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise UnsupportedDatabase(raw) from None
     if url.drivername in _POSTGRES_DRIVERS:
         return url.set(drivername="postgresql+asyncpg")
     if url.get_backend_name() == "sqlite":
@@ -67,7 +108,10 @@ def create_engine(raw: str) -> AsyncEngine:
         return create_async_engine(url, pool_pre_ping=True, pool_recycle=1800)
 
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # A folder that cannot be made is reported on connecting, with the
+        # rest of what keeps the database out of reach.
+        with contextlib.suppress(OSError):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -39,7 +39,7 @@ from backend.store.changes import (
 from backend.store.engine import asyncpg_dsn, is_postgres
 from backend.store.models import JobChunkRow, JobRow, JobStepRow
 from backend.store.notify import JobChanges, PostgresChanges
-from backend.store.outbox import PendingEvent
+from backend.store.outbox import PendingEvent, SentEvent
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -242,12 +242,22 @@ class JobStore:
             )
 
     async def events_sent(
-        self, events: Sequence[PendingEvent], *, check_again_after: timedelta
+        self,
+        events: Sequence[PendingEvent],
+        executor_ids: Sequence[str] = (),
+        *,
+        check_again_after: timedelta,
     ) -> None:
+        """Mark `events` sent; the reconciler first asks about their runs
+        `check_again_after` later (see outbox.recheck_delay)."""
         if events:
             async with self._sessions.begin() as session:
                 await outbox.mark_sent(
-                    session, events, now=_now(), check_again_after=check_again_after
+                    session,
+                    events,
+                    executor_ids,
+                    now=_now(),
+                    check_again_after=check_again_after,
                 )
 
     async def events_not_sent(
@@ -256,6 +266,25 @@ class JobStore:
         if events:
             async with self._sessions.begin() as session:
                 await outbox.mark_failed(session, events, reason, now=_now())
+
+    async def claim_checks(
+        self, *, lease: timedelta, quiet_for: timedelta, limit: int = 50
+    ) -> list[SentEvent]:
+        """Sent events whose job may need reconciling (see outbox.claim_checks)."""
+        now = _now()
+        async with self._sessions.begin() as session:
+            return await outbox.claim_checks(
+                session, now=now, lease=lease, quiet_since=now - quiet_for, limit=limit
+            )
+
+    async def check_later(self, event_ids: Sequence[str], after: timedelta) -> None:
+        if event_ids:
+            async with self._sessions.begin() as session:
+                await outbox.check_later(session, event_ids, _now() + after)
+
+    async def send_again(self, event_id: str) -> bool:
+        async with self._sessions.begin() as session:
+            return await outbox.send_again(session, event_id, now=_now())
 
     # -- retention ----------------------------------------------------------
 
@@ -391,11 +420,11 @@ class JobStore:
                 delete(JobChunkRow).where(JobChunkRow.job_id == job_id)
             )
 
-    async def fail(self, job_id: str, reason: str) -> None:
-        """Mark the job failed unless it already ended."""
+    async def fail(self, job_id: str, reason: str) -> bool:
+        """Mark the job failed unless it already ended; whether it changed."""
         async with self._write() as session:
             await _require(session, job_id)
-            await change_job(
+            return await change_job(
                 session,
                 job_id,
                 "failed",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -15,12 +17,35 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # Any fixed number: the advisory lock that serialises migrations.
 MIGRATION_LOCK = 0x64696765
 
+log = logging.getLogger("digest.backend.store")
+
 
 class MigrationRequired(RuntimeError):
     def __init__(self, current: str | None, head: str) -> None:
         super().__init__(
             f"the database is at revision {current or 'none'}, the code needs {head}: "
             "run `digest db upgrade` first"
+        )
+
+
+@dataclass(frozen=True)
+class Migrated:
+    """What an upgrade did: the revisions before and after, and those run."""
+
+    database: str  # its URL, password hidden
+    before: str | None
+    after: str | None
+    applied: tuple[str, ...]
+
+    def __str__(self) -> str:
+        if not self.applied:
+            return (
+                f"database {self.database} is already at revision {self.after}; "
+                "nothing to apply"
+            )
+        return (
+            f"migrated {self.database} from revision {self.before or 'none'} to "
+            f"{self.after} (applied {', '.join(self.applied)})"
         )
 
 
@@ -41,20 +66,37 @@ def _current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> Migrated:
     """Bring the database to `revision`, by default the latest."""
 
-    def run(connection: Connection) -> None:
+    def run(connection: Connection) -> tuple[str | None, str | None]:
         if connection.dialect.name == "postgresql":
             # Replicas starting together on a fresh database take turns; the
             # later ones then find it migrated. Released at commit.
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
             )
+        before = _current_revision(connection)
         command.upgrade(_config(connection), revision)
+        return before, _current_revision(connection)
 
     async with engine.begin() as connection:
-        await connection.run_sync(run)
+        before, after = await connection.run_sync(run)
+    return Migrated(
+        database=engine.url.render_as_string(hide_password=True),
+        before=before,
+        after=after,
+        applied=_between(before, after),
+    )
+
+
+def _between(before: str | None, after: str | None) -> tuple[str, ...]:
+    """The revisions after `before` up to and including `after`, oldest first."""
+    if after is None or before == after:
+        return ()
+    script = ScriptDirectory.from_config(_config())
+    newest_first = script.iterate_revisions(after, before or "base")
+    return tuple(reversed([found.revision for found in newest_first]))
 
 
 async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
@@ -65,4 +107,7 @@ async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
         return
     if not migrate:
         raise MigrationRequired(current, head)
-    await upgrade(engine)
+    migrated = await upgrade(engine)
+    # Another replica may have migrated it in the meantime: then nothing ran.
+    if migrated.applied:
+        log.info("%s", migrated)

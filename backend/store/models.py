@@ -106,9 +106,9 @@ class OutboxRow(Base):
     as the change that calls for it, and sent by the relay (backend.events).
 
     `available_at` is when a relay may next take the row: now for a new row,
-    the end of a relay's lease while it sends, a backoff after a failed send,
-    or a later check after a successful one (a job still queued then has its
-    event sent again; the id makes that harmless).
+    the end of a relay's lease while it sends, or a backoff after a failed
+    send. Once the row is sent it is when the reconciler (backend.reconcile)
+    next asks the executor about the job's run.
     """
 
     __tablename__ = "outbox"
@@ -126,3 +126,6 @@ class OutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The ids the executor gave each send of this event, oldest first (the
+    # newest few only): its REST API finds runs by these, not by `id`.
+    executor_event_ids: Mapped[list[str] | None] = mapped_column(JSON)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
-from backend.store import JobStore, MigrationRequired, open_store
-
-log = logging.getLogger("digest.backend.store")
+from backend.store import JobStore, open_store
 
 _stores: dict[str, JobStore] = {}
 _lock = asyncio.Lock()
@@ -18,13 +15,7 @@ async def shared_store(database_url: str, *, migrate: bool) -> JobStore:
     async with _lock:
         store = _stores.get(database_url)
         if store is None:
-            try:
-                store = await open_store(database_url, migrate=migrate)
-            except MigrationRequired as exc:
-                # The one line a person starting the service needs; the
-                # server's own report of the failed start follows it.
-                log.critical("refusing to start: %s", exc)
-                raise
+            store = await open_store(database_url, migrate=migrate)
             _stores[database_url] = store
         return store
 
