@@ -71,7 +71,7 @@ def loads(raw: bytes | str) -> Any:
     except RecursionError:
         raise _too_deep(MAX_DEPTH) from None
     except ValueError as exc:
-        raise JSONInputError(str(exc)) from None
+        raise JSONInputError(f"not JSON ({exc})") from None
     _check_depth(value, text, MAX_DEPTH)
     _check_surrogates(text)
     return value

@@ -199,14 +199,6 @@ def interpret(status: int, headers: dict[str, str], content: bytes) -> CallResul
             no_retry=no_retry,
             retry_at=retry_at,
         )
-    except ValueError:
-        snippet = content[:200].decode("utf-8", "replace")
-        return _failed(
-            "InvalidResponseError",
-            f"HTTP {status} answer is not JSON: {snippet!r}",
-            no_retry=no_retry,
-            retry_at=retry_at,
-        )
     if status == 200:
         return CallResult(Outcome.COMPLETED, output=body)
     if status == 206:

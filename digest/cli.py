@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -172,7 +173,10 @@ def dev(
             settings.digest_home / "executor",
             port=executor_port,
             sdk_urls=[backend_url],
-            extra_args=["--retry-interval", "1"],
+            # The official server's backoff (15 s, 30 s, 60 s...), not a
+            # quick fixed interval: a step that meets a restarting database
+            # or a backend being reloaded then gets its attempts spread over
+            # minutes instead of spending them all in a few seconds.
             log_path=settings.digest_home / "executor.log",
             # Keys in the environment would put the executor in cloud mode
             # beside a dev-mode backend: every sync refused, no job run.
@@ -345,6 +349,7 @@ def tunnel_up(
 def db_upgrade() -> None:
     """Apply the job store's migrations, and say which ran."""
     from backend.store import (
+        DatabaseNewer,
         DatabaseUnreachable,
         Migrated,
         UnsupportedDatabase,
@@ -368,7 +373,7 @@ def db_upgrade() -> None:
     except UnsupportedDatabase as exc:
         typer.echo(f"db upgrade: {exc}", err=True)
         raise typer.Exit(2) from None
-    except DatabaseUnreachable as exc:
+    except (DatabaseUnreachable, DatabaseNewer) as exc:
         typer.echo(f"db upgrade: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(str(migrated))
@@ -385,11 +390,20 @@ def main() -> None:
                 raise
             # A setting that cannot be read at all (TUNNEL_PROVIDER=bogus):
             # one line per setting, without the value, which may be secret.
-            for error in exc.errors():
-                name = "_".join(str(part) for part in error["loc"]).upper()
+            invalid = {
+                "_".join(str(part) for part in error["loc"]).upper():
                 # A validator's own sentence, without pydantic's prefix.
-                reason = error.get("ctx", {}).get("error") or error["msg"]
-                typer.echo(f"setting {name} is invalid: {reason}", err=True)
+                str(error.get("ctx", {}).get("error") or error["msg"])
+                for error in exc.errors()
+            }
+            if "--json" in sys.argv[1:]:
+                # A script asked for JSON: it gets JSON, failures included.
+                from digest.doctor import invalid_settings, report
+
+                report(invalid_settings(invalid), Console(), as_json=True)
+            else:
+                for name, reason in invalid.items():
+                    typer.echo(f"setting {name} is invalid: {reason}", err=True)
             raise SystemExit(2) from None
 
 

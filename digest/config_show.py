@@ -16,9 +16,9 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from backend.store.engine import shown_url
 from digest.profile import Service, fingerprint, problems
 from digest.settings import Settings, env_files
 
@@ -95,7 +95,7 @@ def _shown(name: str, value: object) -> str:
 
 def _without_password(url: str) -> str:
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return shown_url(url)
     except ArgumentError:
         # Not a URL SQLAlchemy can parse: shown as is, since it then holds
         # no password SQLAlchemy would have used either.

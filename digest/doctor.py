@@ -39,6 +39,7 @@ Status = Literal["ok", "fail", "skip"]
 CLOUD_API = "https://api.inngest.com"
 CLOUD_EVENT_API = "https://inn.gs"
 SERVE_PATH = "/api/inngest"
+UNSIGNED_EXECUTOR = "the executor is an unsigned dev server; the key is not used"
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class Doctor:
     # The app's failure handlers on the executor, once `sync` has looked:
     # the SDK counts a function and its handler as one, the executor as two.
     failure_handlers: int | None = None
+    # Whether the executor checks no key (a dev server: `digest dev`'s, or
+    # the official one), once `executor` has looked; None when unknown.
+    unsigned_executor: bool | None = None
 
     @property
     def cloud(self) -> bool:
@@ -86,9 +90,31 @@ class Doctor:
         return CLOUD_EVENT_API if self.cloud else self.settings.executor_url
 
     @property
-    def expected_serve_url(self) -> str:
-        origin = self.settings.inngest_serve_origin or self.settings.public_url
-        return origin.rstrip("/") + SERVE_PATH
+    def origin_setting(self) -> str:
+        """The setting that says where the executor reaches the functions:
+        the functions service has no PUBLIC_URL (that is the API's)."""
+        if self.service == "functions" or self.settings.inngest_serve_origin:
+            return "INNGEST_SERVE_ORIGIN"
+        return "PUBLIC_URL"
+
+    @property
+    def expected_serve_url(self) -> str | None:
+        """Where the executor should call the app; None for a functions
+        service without INNGEST_SERVE_ORIGIN, whose SDK then registers the
+        URL it is reached at, which only the executor knows."""
+        if self.origin_setting == "INNGEST_SERVE_ORIGIN":
+            origin = self.settings.inngest_serve_origin
+        else:
+            origin = self.settings.public_url
+        return origin.rstrip("/") + SERVE_PATH if origin else None
+
+    @property
+    def serves(self) -> str:
+        if self.service == "functions":
+            return "the functions service (`digest functions serve`)"
+        if self.service == "dev":
+            return "the dev stack (`digest dev`)"
+        return "the backend (`digest serve`)"
 
     def signing_key(self) -> str | None:
         key = self.settings.inngest_signing_key
@@ -144,6 +170,17 @@ class Doctor:
                 )
             if key is None:
                 return ok("executor", f"{where} answers (no signing key: unsigned)")
+            if not self.cloud and self._reads_without_a_key():
+                # `digest dev`'s executor runs unsigned on purpose, whatever
+                # key this profile has: saying it accepts the key would be
+                # a guess, and the app's key is then never asked for.
+                self.unsigned_executor = True
+                return ok(
+                    "executor",
+                    f"{where} answers; {UNSIGNED_EXECUTOR} (signing key "
+                    f"{fingerprint(key, signing_key=True)})",
+                )
+            self.unsigned_executor = False
             # Any /v1 route needs a bearer of the signing key: reading one
             # event proves the executor knows the key.
             answer = self.http.get(
@@ -175,6 +212,12 @@ class Doctor:
             f"{fingerprint(key, signing_key=True)}",
         )
 
+    def _reads_without_a_key(self) -> bool:
+        """Whether the executor's REST API answers with no bearer at all,
+        as only a dev server (no signing key) does."""
+        answer = self.http.get(f"{self.api_url}/v1/events", params={"limit": 1})
+        return answer.status_code == 200
+
     def sync(self) -> tuple[str | None, Check]:
         """The URL the executor calls for this app, and the check's verdict."""
         if self.cloud:
@@ -182,7 +225,7 @@ class Doctor:
                 "sync",
                 "Inngest Cloud lists apps in its dashboard only: check there "
                 f"that app {self.settings.inngest_app_id} is synced at "
-                f"{self.expected_serve_url}",
+                f"{self.expected_serve_url or self.unknown_serve_url}",
             )
         try:
             answer = self.http.get(f"{self.api_url}/dev")
@@ -204,9 +247,11 @@ class Doctor:
         self.failure_handlers = sum(
             str(function.get("slug", "")).endswith("-failure") for function in ours
         )
-        sync_fix = (
-            f"sync it: curl -X PUT {self.expected_serve_url} "
-            "(or `digest tunnel up --target backend`, which syncs)"
+        expected = self.expected_serve_url
+        sync_fix = f"sync it: curl -X PUT {expected or self.unknown_serve_url}" + (
+            ""
+            if self.service == "functions"
+            else " (or `digest tunnel up --target backend`, which syncs)"
         )
         if not urls:
             return None, fail(
@@ -215,39 +260,58 @@ class Doctor:
                 sync_fix,
             )
         synced = sorted(urls)[0]
-        if len(urls) > 1 or synced != self.expected_serve_url:
+        setting = self.origin_setting
+        if len(urls) > 1 or (expected is not None and synced != expected):
             return synced, fail(
                 "sync",
                 f"the executor calls {', '.join(sorted(urls))}, not "
-                f"{self.expected_serve_url} (PUBLIC_URL + {SERVE_PATH})",
-                sync_fix + "; or set PUBLIC_URL to where the app is served",
+                f"{expected} ({setting} + {SERVE_PATH})",
+                sync_fix + f"; or set {setting} to where the app is served",
             )
         return synced, ok("sync", f"the executor calls {synced}")
 
-    def serve_endpoint(self, url: str) -> Check:
+    @property
+    def unknown_serve_url(self) -> str:
+        return f"the functions service's URL + {SERVE_PATH}"
+
+    def serve_endpoint(self, url: str | None) -> Check:
+        if url is None:
+            return skip(
+                "serve endpoint",
+                "INNGEST_SERVE_ORIGIN is unset, so where the executor reaches "
+                "the functions service is not known here; set it to that "
+                "service's public origin to have it checked",
+            )
         key = self.signing_key()
         headers = {"x-inngest-signature": sign_request(b"", key)} if key else {}
         try:
             answer = self.http.get(url, headers=headers)
             inspection: dict[str, Any] = answer.json()
         except (httpx.HTTPError, ValueError) as exc:
+            tunnel = (
+                ""
+                if self.service == "functions"
+                else " or, behind a tunnel, `digest tunnel up --target backend`"
+            )
             return fail(
                 "serve endpoint",
                 f"{url} does not answer ({type(exc).__name__})",
-                "start the backend (`digest serve`) or, behind a tunnel, "
-                "`digest tunnel up --target backend`",
+                f"start {self.serves}{tunnel}",
             )
         if answer.status_code == 401 and _from_digest_app(answer):
             return _refused_signature(url, answer, key)
+        setting = self.origin_setting
         if answer.status_code != 200 or "function_count" not in inspection:
             return fail(
                 "serve endpoint",
                 f"{url} answered {answer.status_code}, not an Inngest app",
-                f"set PUBLIC_URL so that PUBLIC_URL + {SERVE_PATH} is the app",
+                f"set {setting} so that {setting} + {SERVE_PATH} is the app",
             )
         served = _functions_served(inspection["function_count"], self.failure_handlers)
         if key is None:
             return ok("serve endpoint", f"{url} serves {served}, unsigned")
+        if self.unsigned_executor:
+            return self._beside_an_unsigned_executor(url, served, inspection)
         ours = bearer_token(key)
         theirs = {
             inspection.get("signing_key_hash"),
@@ -266,6 +330,21 @@ class Doctor:
             "serve endpoint",
             f"{url} serves {served} and holds signing key "
             f"{fingerprint(key, signing_key=True)}",
+        )
+
+    def _beside_an_unsigned_executor(
+        self, url: str, served: str, inspection: dict[str, Any]
+    ) -> Check:
+        """An unsigned executor signs no call: the app must not ask for a
+        signature (dev mode), and which key it holds does not matter."""
+        if inspection.get("mode") == "dev":
+            return ok("serve endpoint", f"{url} serves {served}; {UNSIGNED_EXECUTOR}")
+        return fail(
+            "serve endpoint",
+            f"{url} checks signatures (mode {inspection.get('mode')}), and the "
+            "executor is an unsigned dev server: the app will refuse its calls",
+            "run the app in the dev profile (APP_ENV=dev, INNGEST_DEV=1), or "
+            "give the executor the app's INNGEST_SIGNING_KEY",
         )
 
     def event_key(self) -> Check:
@@ -483,6 +562,19 @@ def _functions_served(count: int, failure_handlers: int | None) -> str:
         return said
     plural = "s" if failure_handlers != 1 else ""
     return f"{said} (+{failure_handlers} failure handler{plural})"
+
+
+def invalid_settings(reasons: dict[str, str]) -> list[Check]:
+    """The verdict when settings cannot even be read (reasons by setting
+    name): no other check can run without them."""
+    return [
+        fail(
+            "settings",
+            f"setting {name} is invalid: {reason}",
+            f"change {name} in the environment or the .env files",
+        )
+        for name, reason in reasons.items()
+    ]
 
 
 def diagnose(

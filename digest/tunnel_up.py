@@ -41,6 +41,10 @@ STARTS: dict[Target, str] = {
 }
 # How long a re-sync waits for the tunnel to carry its first request.
 SYNC_TIMEOUT_S = 20.0
+# How long the re-sync at the local URL, when the tunnel closes, waits for
+# the app: it was running a moment ago, or it is gone.
+CLOSE_SYNC_TIMEOUT_S = 3.0
+SERVE_PATH = "/api/inngest"
 Echo = Callable[[str], None]
 
 
@@ -202,6 +206,25 @@ def tunnel_up(
     finally:
         opened.tunnel.close()
         echo("tunnel closed")
+        if target == "backend":
+            resync_locally(port, echo)
+
+
+def resync_locally(port: int, echo: Echo) -> bool:
+    """Once the tunnel is closed, sync the app at its local URL, so that an
+    executor on this machine (`digest dev`'s) stops calling the dead tunnel
+    address: a PUT there makes the SDK register the URL it was reached at."""
+    local = f"http://127.0.0.1:{port}"
+    refusal = sync_through(local, timeout=CLOSE_SYNC_TIMEOUT_S)
+    if refusal is not None:
+        echo(f"could not re-sync the app at {local}{SERVE_PATH}: {refusal}")
+        echo(
+            "an executor may still call the closed tunnel; once the app "
+            f"answers: curl -X PUT {local}{SERVE_PATH}"
+        )
+        return False
+    echo(f"re-synced: the executor now calls {local}{SERVE_PATH}")
+    return True
 
 
 def run_tunnel_up(

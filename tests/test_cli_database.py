@@ -5,6 +5,7 @@ traceback; and the start-up log of a dev backend that migrated."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,19 @@ def test_db_upgrade_on_a_refused_port_is_one_line(tmp_path: Path) -> None:
     line = assert_one_line(done, "database unreachable at", "postgres:***@127.0.0.1")
     assert "ConnectionRefusedError" in line
     assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_a_password_in_the_query_string_is_hidden_too(tmp_path: Path) -> None:
+    url = (
+        f"postgresql+asyncpg://postgres@127.0.0.1:{stack.free_port()}/digest"
+        f"?password={PASSWORD}"
+    )
+    done = digest(["db", "upgrade"], {"DATABASE_URL": url}, tmp_path)
+    assert done.returncode == 1
+    assert "password=***" in assert_one_line(done, "database unreachable at")
+    shown = digest(["config", "show", "--json"], {"DATABASE_URL": url}, tmp_path)
+    assert "password=***" in shown.stdout, shown.stdout
+    assert PASSWORD not in shown.stdout + shown.stderr
 
 
 def test_db_upgrade_on_a_database_that_does_not_exist_is_one_line(
@@ -130,6 +144,30 @@ def test_prod_serve_on_an_unmigrated_database_is_one_line(tmp_path: Path) -> Non
         f"refusing to start: the database is at revision none, the code needs "
         f"{head_revision()}: run `digest db upgrade` first",
     )
+
+
+def test_database_migrated_by_newer_code_is_one_line_everywhere(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "newer.db"
+    url = f"sqlite+aiosqlite:///{store}"
+    assert digest(["db", "upgrade"], {"DATABASE_URL": url}, tmp_path).returncode == 0
+    with sqlite3.connect(store) as db:
+        db.execute("UPDATE alembic_version SET version_num = '0999'")
+    says = "the database is at revision 0999, which this code does not know"
+    upgrade = digest(["db", "upgrade"], {"DATABASE_URL": url}, tmp_path)
+    assert upgrade.returncode == 1, upgrade.stderr
+    assert "deploy the code that has that revision" in assert_one_line(upgrade, says)
+    for env in (
+        {"DATABASE_URL": url, "INNGEST_DEV": "1"},
+        {**PROD, "DATABASE_URL": url, "ALLOW_SQLITE_IN_PROD": "true"},
+    ):
+        done = digest(["serve", "--port", str(stack.free_port())], env, tmp_path)
+        assert done.returncode == 3, done.stderr
+        assert "run `digest db upgrade`" not in assert_one_line(done, says)
+    with sqlite3.connect(store) as db:
+        (revision,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert revision == "0999"
 
 
 def test_dev_serve_logs_the_migration_it_ran(database_url: str, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from digest import stack
 from digest.doctor import Check, diagnose
+from digest.profile import Service as ServiceName
 from digest.settings import Settings
 from digest.stack import Service
 from tests.conftest import Stack
@@ -266,20 +267,24 @@ def test_inngest_cloud_without_a_signing_key_is_not_said_to_answer_mocked() -> N
 
 
 @pytest.fixture(scope="module")
-def prod_functions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """The functions service in prod, started as the README sets it up."""
-    service = start_prod_functions(tmp_path_factory.mktemp("prod-fn"), new_prod_key())
-    yield service
+def prod_functions(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Service, str]]:
+    """The functions service in prod, started as the README sets it up,
+    and its signing key."""
+    key = new_prod_key()
+    service = start_prod_functions(tmp_path_factory.mktemp("prod-fn"), key)
+    yield service, key
     service.stop()
 
 
 def test_a_signing_key_the_app_refuses_is_named_as_the_fix(
-    prod_functions: Service,
+    prod_functions: tuple[Service, str],
 ) -> None:
     # It started in prod with no event key and no bearer-token secret: the
     # functions service uses neither.
     settings = _cloud(
-        public_url=prod_functions.url,
+        inngest_serve_origin=prod_functions[0].url,
         inngest_base_url=f"http://127.0.0.1:{stack.free_port()}",
         inngest_signing_key=new_prod_key(),
     )
@@ -292,6 +297,86 @@ def test_a_signing_key_the_app_refuses_is_named_as_the_fix(
     assert "PUBLIC_URL" not in check.fix
     assert checks["event key"].status == "skip"
     assert checks["profile"].status == "ok", checks["profile"]
+
+
+def test_the_functions_service_is_checked_at_inngest_serve_origin(
+    prod_functions: tuple[Service, str],
+) -> None:
+    """PUBLIC_URL is the API's: the functions service is reached at
+    INNGEST_SERVE_ORIGIN, and the fix names the command that starts it."""
+    service, key = prod_functions
+    api = f"http://127.0.0.1:{stack.free_port()}"
+    executor = f"http://127.0.0.1:{stack.free_port()}"
+    settings = _cloud(
+        public_url=api,
+        inngest_serve_origin=service.url,
+        inngest_base_url=executor,
+        inngest_signing_key=key,
+    )
+    check = by_name(diagnose(settings, service="functions"))["serve endpoint"]
+    assert check.status == "ok", check
+    assert check.detail.startswith(f"{service.url}/api/inngest serves "), check
+
+    gone = f"http://127.0.0.1:{stack.free_port()}"
+    moved = settings.model_copy(update={"inngest_serve_origin": gone})
+    check = by_name(diagnose(moved, service="functions"))["serve endpoint"]
+    assert check.status == "fail", check
+    assert check.detail.startswith(f"{gone}/api/inngest does not answer"), check
+    assert check.fix is not None
+    assert "`digest functions serve`" in check.fix
+    assert "digest serve`" not in check.fix.replace("functions serve", "")
+    assert api not in check.detail
+
+    unset = settings.model_copy(update={"inngest_serve_origin": None})
+    check = by_name(diagnose(unset, service="functions"))["serve endpoint"]
+    assert check.status == "skip", check
+    assert "INNGEST_SERVE_ORIGIN is unset" in check.detail
+
+
+@pytest.mark.parametrize("service", ["api", "dev"])
+def test_a_signing_key_beside_an_unsigned_dev_executor_is_not_used(
+    digest_stack: Stack, service: ServiceName
+) -> None:
+    """`digest dev`'s executor runs unsigned on purpose, whatever key the
+    profile has: neither it nor the dev-mode app is said to hold the key."""
+    key = "signkey-test-" + "cd" * 32
+    checks = by_name(
+        diagnose(local(digest_stack, inngest_signing_key=key), service=service)
+    )
+    for name in ("executor", "serve endpoint"):
+        check = checks[name]
+        assert check.status == "ok", check
+        assert "the executor is an unsigned dev server; the key is not used" in (
+            check.detail
+        ), check
+        assert "accepts signing key" not in check.detail, check
+    assert not [c for c in checks.values() if c.status == "fail"], checks
+
+
+def test_doctor_json_with_an_unreadable_setting_is_json(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")},
+        "PYTHONPATH": str(ROOT),
+        "APP_ENV": "dev",
+        "RECONCILE_AFTER_SECONDS": "-5",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "digest.cli", "doctor", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done
+    document = json.loads(done.stdout)
+    assert document["ok"] is False
+    [check] = document["checks"]
+    assert check["name"] == "settings"
+    assert check["status"] == "fail"
+    assert check["detail"].startswith("setting RECONCILE_AFTER_SECONDS is invalid:")
+    assert "RECONCILE_AFTER_SECONDS" in check["fix"]
+    assert "-5" not in done.stdout
 
 
 def test_a_database_newer_than_the_code_says_the_code_is_older(

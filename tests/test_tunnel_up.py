@@ -5,7 +5,9 @@ tunnel (its URL is the local one), so that no address but loopback is used."""
 
 from __future__ import annotations
 
+import logging
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -13,11 +15,14 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 
 from digest.stack import Service, free_port
+from tests.conftest import Stack, start_stack
 from tests.prod_functions import new_prod_key, start_prod_functions
-from tests.tunnel_helpers import ROOT, DigestProcess, project_env
+from tests.tunnel_helpers import FIRST, ROOT, DigestProcess, project_env
+from tunnel.lan import LanTunnel
 
 
 @pytest.fixture
@@ -101,6 +106,15 @@ def test_nothing_answering_at_the_local_port_is_said_before_tunnel_open(
         assert running.interrupt() == 0
     finally:
         running.stop()
+    # Closed, it tries the local URL, and says what to run when that fails.
+    said = running.text()
+    closed = said[said.index("tunnel closed") :]
+    assert f"could not re-sync the app at http://127.0.0.1:{port}/api/inngest" in (
+        closed
+    )
+    assert f"once the app answers: curl -X PUT http://127.0.0.1:{port}/api/inngest" in (
+        closed
+    )
 
 
 @pytest.fixture
@@ -127,3 +141,72 @@ def test_a_refused_resync_shows_the_apps_own_answer(
         assert running.interrupt() == 0
     finally:
         running.stop()
+
+
+@pytest.fixture
+def local_stack(tmp_path: Path) -> Iterator[Stack]:
+    running = start_stack(tmp_path / "stack", retry_interval=0.5)
+    yield running
+    running.backend.stop()
+    running.executor.stop()
+
+
+def synced_urls(running: Stack) -> set[str]:
+    answer = httpx.get(running.executor.url + "/dev", timeout=10)
+    return {f["url"].split("?")[0] for f in answer.json()["functions"]}
+
+
+def test_closing_a_backend_tunnel_resyncs_the_app_at_its_local_url(
+    local_stack: Stack, folder: Path
+) -> None:
+    """Ctrl-C on a lan tunnel with a connection open through it: the app is
+    synced back at 127.0.0.1, so jobs run again, and nothing is logged as
+    an error on the way out."""
+    port = int(local_stack.backend.url.rsplit(":", 1)[1])
+    local_url = f"http://127.0.0.1:{port}/api/inngest"
+    running = DigestProcess(
+        folder,
+        [
+            *("tunnel", "up", "--target", "backend"),
+            *("--provider", "lan", "--port", str(port)),
+        ],
+        {"TUNNEL_LAN_ADDRESS": FIRST},
+        "tunnel-lan",
+    )
+    try:
+        running.wait_for("tunnel open")
+        assert synced_urls(local_stack) == {f"http://{FIRST}:{port}/api/inngest"}
+        # A keep-alive connection through the relay, open at Ctrl-C.
+        with socket.create_connection((FIRST, port), timeout=10) as held:
+            held.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert held.recv(65536).startswith(b"HTTP/1.1 200")
+            assert running.interrupt(whole_group=True) == 0
+    finally:
+        running.stop()
+    said = running.text()
+    assert f"re-synced: the executor now calls {local_url}" in said
+    assert said.index("tunnel closed") < said.index(local_url)
+    assert "Traceback" not in said, said
+    assert "Exception in callback" not in said, said
+    assert synced_urls(local_stack) == {local_url}
+    job = local_stack.wait(local_stack.submit("A short document. " * 20))
+    assert job["status"] == "succeeded", job
+
+
+def test_the_lan_relay_closes_open_connections_quietly(
+    caplog: pytest.LogCaptureFixture, something_listening: int
+) -> None:
+    port = something_listening
+    tunnel = LanTunnel(FIRST)
+    url = tunnel.open(port)
+    try:
+        with socket.create_connection((FIRST, port), timeout=10) as held:
+            held.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert held.recv(65536).startswith(b"HTTP/1.")
+            with caplog.at_level(logging.WARNING):
+                tunnel.close()
+    finally:
+        tunnel.close()
+    assert url == f"http://{FIRST}:{port}"
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not loud, [r.getMessage() for r in loud]

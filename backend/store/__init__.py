@@ -16,10 +16,17 @@ from backend.store.jobs import (
     JobStore,
     Progress,
 )
-from backend.store.migrate import Migrated, MigrationRequired, ensure_schema, upgrade
+from backend.store.migrate import (
+    DatabaseNewer,
+    Migrated,
+    MigrationRequired,
+    ensure_schema,
+    upgrade,
+)
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "DatabaseNewer",
     "DatabaseUnreachable",
     "Job",
     "JobEvent",

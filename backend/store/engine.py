@@ -20,10 +20,27 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 _POSTGRES_DRIVERS = {"postgres", "postgresql", "postgresql+asyncpg"}
 
 
+# Query parameters that drivers read as a password (asyncpg and libpq take
+# one there as well as before the host).
+_SECRET_PARAMS = {"password", "sslpassword"}
+
+
+def shown_url(url: URL | str) -> str:
+    """The URL for logs and errors: its password hidden wherever it is."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    hidden = {
+        key: "***" if key.lower() in _SECRET_PARAMS else value
+        for key, value in parsed.query.items()
+    }
+    shown = parsed.set(query=hidden).render_as_string(hide_password=True)
+    # The query is percent-encoded on the way out; show the mask as typed.
+    return shown.replace("=%2A%2A%2A", "=***")
+
+
 class UnsupportedDatabase(ValueError):
     def __init__(self, database_url: str) -> None:
         try:
-            shown = make_url(database_url).render_as_string(hide_password=True)
+            shown = shown_url(database_url)
         except ArgumentError:
             what = "DATABASE_URL is not a database URL"
         else:
@@ -38,7 +55,7 @@ class DatabaseUnreachable(RuntimeError):
     """The database cannot be connected to: down, absent, or refusing us."""
 
     def __init__(self, url: URL, cause: BaseException) -> None:
-        shown = url.render_as_string(hide_password=True)
+        shown = shown_url(url)
         if isinstance(cause, DBAPIError):
             # The driver's own words ('database "x" does not exist').
             said = str(cause.orig).strip().splitlines()

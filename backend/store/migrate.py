@@ -13,6 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from backend.store.engine import shown_url
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # Any fixed number: the advisory lock that serialises migrations.
 MIGRATION_LOCK = 0x64696765
@@ -25,6 +27,18 @@ class MigrationRequired(RuntimeError):
         super().__init__(
             f"the database is at revision {current or 'none'}, the code needs {head}: "
             "run `digest db upgrade` first"
+        )
+
+
+class DatabaseNewer(MigrationRequired):
+    """The database was migrated by newer code: no upgrade can help."""
+
+    def __init__(self, current: str, head: str) -> None:
+        RuntimeError.__init__(
+            self,
+            f"the database is at revision {current}, which this code does not "
+            f"know (its newest is {head}): it was migrated by newer code; "
+            "deploy the code that has that revision",
         )
 
 
@@ -66,6 +80,14 @@ def _current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def _refuse_unknown(current: str | None) -> None:
+    if current is None:
+        return
+    script = ScriptDirectory.from_config(_config())
+    if current not in {found.revision for found in script.walk_revisions()}:
+        raise DatabaseNewer(current, head_revision())
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> Migrated:
     """Bring the database to `revision`, by default the latest."""
 
@@ -77,13 +99,14 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> Migrated:
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
             )
         before = _current_revision(connection)
+        _refuse_unknown(before)
         command.upgrade(_config(connection), revision)
         return before, _current_revision(connection)
 
     async with engine.begin() as connection:
         before, after = await connection.run_sync(run)
     return Migrated(
-        database=engine.url.render_as_string(hide_password=True),
+        database=shown_url(engine.url),
         before=before,
         after=after,
         applied=_between(before, after),
@@ -105,6 +128,7 @@ async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
     head = head_revision()
     if current == head:
         return
+    _refuse_unknown(current)
     if not migrate:
         raise MigrationRequired(current, head)
     migrated = await upgrade(engine)
