@@ -109,11 +109,13 @@ class Relay:
 
         async def shut() -> None:
             server.close()
-            # Open relays end with the loop; only the listening socket is
-            # awaited, so a long-lived stream cannot hold up the stop.
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            # Open relays are cancelled, and given a moment to close their
+            # sockets, so a long-lived stream cannot hold up the stop.
+            tasks = asyncio.all_tasks() - {asyncio.current_task()}
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=5)
 
         asyncio.run_coroutine_threadsafe(shut(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -124,6 +126,22 @@ class Relay:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         peer = writer.get_extra_info("peername")
+        try:
+            await self._carry(peer, reader, writer)
+        except asyncio.CancelledError:
+            # The relay is stopping. asyncio's server asks this task for its
+            # exception when it ends, and a cancelled task answers by raising
+            # (logged as "Exception in callback ... CancelledError"), so the
+            # connection ends here as a normal return instead.
+            log.debug("closed a relayed connection from %s: the relay stops", peer)
+            writer.close()
+
+    async def _carry(
+        self,
+        peer: object,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         log.debug("relaying a connection from %s to %s:%d", peer, *self._target)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self._target)
