@@ -217,6 +217,8 @@ def dev(
         executor.stop()
         if opened is not None:
             opened.tunnel.close()
+            typer.echo("tunnel closed")
+            opened.restore(typer.echo)
 
 
 def _exit_quietly(signum: int, _frame: object) -> None:

@@ -122,6 +122,16 @@ class Doctor:
 
     def run(self) -> list[Check]:
         checks = [self.profile(), self.database(), self.executor()]
+        if self.service == "api" and not self.settings.serve_functions:
+            # The executor calls the functions service, not this backend.
+            elsewhere = (
+                "SERVE_FUNCTIONS=false: this backend serves no functions; "
+                "check the functions service with `digest doctor --service "
+                "functions`"
+            )
+            checks += [skip("sync", elsewhere), skip("serve endpoint", elsewhere)]
+            checks.append(self.event_key())
+            return checks
         synced_at, sync_check = self.sync()
         checks.append(sync_check)
         checks.append(self.serve_endpoint(synced_at or self.expected_serve_url))

@@ -27,7 +27,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from digest.settings import Settings, env_files
-from tunnel import Tunnel, make_tunnel, write_url
+from tunnel import (
+    LAST_PREFIX,
+    Tunnel,
+    make_tunnel,
+    read_url,
+    remove_url,
+    write_url,
+)
 
 Target = Literal["executor", "backend"]
 SETTING_OF: dict[Target, str] = {
@@ -52,13 +59,25 @@ Echo = Callable[[str], None]
 class OpenedTunnel:
     tunnel: Tunnel
     url: str
+    # The URL of the tunnel opened last time, if any.
     previous: str | None
     setting: str
     env_file: Path
+    # The setting's value before this tunnel, put back when it closes.
+    before: str | None = None
 
     @property
     def changed(self) -> bool:
         return self.url != self.previous
+
+    def restore(self, echo: Echo) -> None:
+        """Put the setting back as it was: the tunnel's address is dead."""
+        if self.before is None:
+            remove_url(self.env_file, self.setting)
+            echo(f"removed {self.setting} from {self.env_file}")
+        else:
+            write_url(self.env_file, self.setting, self.before)
+            echo(f"{self.setting} is {self.before} again in {self.env_file}")
 
 
 def default_port(settings: Settings, target: Target) -> int:
@@ -100,8 +119,15 @@ def open_and_record(
     url = tunnel.open(port)
     setting = SETTING_OF[target]
     env_file = local_env_file(settings)
-    previous = write_url(env_file, setting, url)
-    opened = OpenedTunnel(tunnel, url, previous, setting, env_file)
+    last = LAST_PREFIX + setting
+    previous = read_url(env_file, last)
+    before = write_url(env_file, setting, url)
+    write_url(env_file, last, url)
+    if before == previous:
+        # A tunnel's URL left behind (a tunnel that was killed), not a
+        # value of the user's: nothing to put back.
+        before = None
+    opened = OpenedTunnel(tunnel, url, previous, setting, env_file, before)
     echo(f"tunnel ({provider}) {url} -> 127.0.0.1:{port}")
     echo(f"wrote {setting}={url} to {env_file}")
     if previous and opened.changed:
@@ -206,6 +232,7 @@ def tunnel_up(
     finally:
         opened.tunnel.close()
         echo("tunnel closed")
+        opened.restore(echo)
         if target == "backend":
             resync_locally(port, echo)
 

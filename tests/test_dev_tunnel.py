@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from dotenv import dotenv_values
 
 from digest.stack import Service, free_port
 from tests.conftest import CORPUS, Stack
@@ -165,6 +166,12 @@ def test_dev_tunnel_exposes_the_backend_and_follows_a_new_address(
         first.stop()
     assert "Traceback" not in first.text()
     assert_nothing_listens(project, FIRST)
+    # Closed, the tunnel's address leads nowhere: PUBLIC_URL is no longer in
+    # the file (it was not before), only the record of the last tunnel.
+    assert "tunnel closed" in first.text()
+    assert dotenv_values(project.local_file).get("PUBLIC_URL") is None
+    last = dotenv_values(project.local_file)["DIGEST_TUNNEL_LAST_PUBLIC_URL"]
+    assert last == first_url
 
     # The old address stays observed: any call to it is counted.
     witness = Witness(FIRST, port)
@@ -194,6 +201,7 @@ def test_dev_tunnel_exposes_the_backend_and_follows_a_new_address(
     assert "Traceback" not in said, said
     assert witness.connections == 0
     assert_nothing_listens(project, SECOND)
+    assert dotenv_values(project.local_file).get("PUBLIC_URL") is None
 
 
 def test_dev_tunnel_with_provider_none_says_there_is_no_tunnel(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from dotenv import dotenv_values
 
 from digest.stack import Service, free_port
 from tests.conftest import Stack, start_stack
@@ -164,6 +165,9 @@ def test_closing_a_backend_tunnel_resyncs_the_app_at_its_local_url(
     an error on the way out."""
     port = int(local_stack.backend.url.rsplit(":", 1)[1])
     local_url = f"http://127.0.0.1:{port}/api/inngest"
+    # The user's own value, which the tunnel's URL replaces while it is open.
+    local_file = folder / ".env.dev.local"
+    local_file.write_text(f"PUBLIC_URL=http://127.0.0.1:{port}\n")
     running = DigestProcess(
         folder,
         [
@@ -191,6 +195,10 @@ def test_closing_a_backend_tunnel_resyncs_the_app_at_its_local_url(
     assert synced_urls(local_stack) == {local_url}
     job = local_stack.wait(local_stack.submit("A short document. " * 20))
     assert job["status"] == "succeeded", job
+    # The dead tunnel's address is not left where the CLI and doctor read it.
+    written = dotenv_values(local_file)
+    assert written["PUBLIC_URL"] == f"http://127.0.0.1:{port}", written
+    assert written["DIGEST_TUNNEL_LAST_PUBLIC_URL"] == f"http://{FIRST}:{port}"
 
 
 def test_the_lan_relay_closes_open_connections_quietly(

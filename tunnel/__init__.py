@@ -7,7 +7,16 @@ machine's address on the local network) and `none` (the local URL as is).
 """
 
 from tunnel.base import Tunnel, TunnelError
-from tunnel.envfile import write_url
+from tunnel.envfile import LAST_PREFIX, read_url, remove_url, write_url
 from tunnel.factory import PROVIDERS, make_tunnel
 
-__all__ = ["PROVIDERS", "Tunnel", "TunnelError", "make_tunnel", "write_url"]
+__all__ = [
+    "LAST_PREFIX",
+    "PROVIDERS",
+    "Tunnel",
+    "TunnelError",
+    "make_tunnel",
+    "read_url",
+    "remove_url",
+    "write_url",
+]
