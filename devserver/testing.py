@@ -195,6 +195,44 @@ def start_app(
     return service
 
 
+def start_app_and_executor(
+    target: str,
+    *,
+    cwd: Path,
+    root: Path,
+    functions: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> tuple[ServiceProcess, ServiceProcess]:
+    """An SDK app (``module:app`` in ``cwd``) and an executor syncing it, on
+    free ports, once every function in ``functions`` is registered.
+
+    The app reads the executor's origin from ``EXECUTOR_URL``; the
+    executor's state lives in ``root / "executor"``. Returns (app, executor).
+    """
+    port = free_port()
+    app = start_app(
+        target,
+        cwd=cwd,
+        log_dir=root,
+        env={**(env or {}), "EXECUTOR_URL": f"http://127.0.0.1:{port}"},
+    )
+    try:
+        executor = start_executor(
+            root / "executor", [app.extras["serve_url"]], port=port
+        )
+    except BaseException:
+        app.stop()
+        raise
+    try:
+        wait_for_functions(executor.url, functions, timeout=timeout)
+    except BaseException:
+        executor.stop()
+        app.stop()
+        raise
+    return app, executor
+
+
 def registered_functions(executor_url: str) -> list[str]:
     """Ids of the functions the executor currently runs (``GET /dev``)."""
     body = httpx.get(f"{executor_url}/dev", timeout=5.0).json()

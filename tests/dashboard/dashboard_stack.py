@@ -10,11 +10,8 @@ import httpx
 
 from devserver.testing import (
     ServiceProcess,
-    free_port,
     send_event,
-    start_app,
-    start_executor,
-    wait_for_functions,
+    start_app_and_executor,
     wait_until,
 )
 
@@ -67,27 +64,10 @@ class Stack:
 
 
 def start_stack(root: Path) -> Stack:
-    executor_port = free_port()
-    app = start_app(
-        "dashboard_app:app",
-        cwd=HERE,
-        log_dir=root,
-        env={"EXECUTOR_URL": f"http://127.0.0.1:{executor_port}"},
+    app, executor = start_app_and_executor(
+        "dashboard_app:app", cwd=HERE, root=root, functions=FUNCTIONS
     )
-    try:
-        executor = start_executor(
-            root / "executor", [app.extras["serve_url"]], port=executor_port
-        )
-    except BaseException:
-        app.stop()
-        raise
-    stack = Stack(executor, app)
-    try:
-        wait_for_functions(stack.url, FUNCTIONS, timeout=60)
-    except BaseException:
-        stop_stack(stack)
-        raise
-    return stack
+    return Stack(executor, app)
 
 
 def stop_stack(stack: Stack) -> None:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from devserver.testing import (
     ServiceProcess,
-    free_port,
-    start_app,
+    start_app_and_executor,
     start_executor,
     wait_for_functions,
 )
@@ -47,27 +46,14 @@ class Stack:
 def start_stack(root: Path) -> Stack:
     markers = root / "markers"
     markers.mkdir(parents=True)
-    data_dir = root / "executor"
-    executor_port = free_port()
-    app = start_app(
+    app, executor = start_app_and_executor(
         "sdk_app:app",
         cwd=HERE,
-        log_dir=root,
-        env={
-            "EXECUTOR_URL": f"http://127.0.0.1:{executor_port}",
-            "MARKER_DIR": str(markers),
-        },
+        root=root,
+        functions=FUNCTIONS,
+        env={"MARKER_DIR": str(markers)},
     )
-    try:
-        executor = start_executor(
-            data_dir, [app.extras["serve_url"]], port=executor_port
-        )
-    except BaseException:
-        app.stop()
-        raise
-    stack = Stack(executor, app, markers, data_dir)
-    wait_for_functions(stack.url, FUNCTIONS)
-    return stack
+    return Stack(executor, app, markers, root / "executor")
 
 
 def stop_stack(stack: Stack) -> None:

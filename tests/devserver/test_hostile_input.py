@@ -23,10 +23,7 @@ from devserver import jsonio, wire
 from devserver.store import Store
 from devserver.testing import (
     ServiceProcess,
-    free_port,
-    start_app,
-    start_executor,
-    wait_for_functions,
+    start_app_and_executor,
     wait_for_run,
 )
 
@@ -89,22 +86,10 @@ class Hostile:
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     root = tmp_path_factory.mktemp("hostile")
-    port = free_port()
-    app = start_app(
-        "hostile_app:app",
-        cwd=HERE,
-        log_dir=root,
-        env={"EXECUTOR_URL": f"http://127.0.0.1:{port}"},
+    app, executor = start_app_and_executor(
+        "hostile_app:app", cwd=HERE, root=root, functions=APP_FUNCTIONS
     )
     try:
-        executor = start_executor(
-            root / "executor", [app.extras["serve_url"]], port=port
-        )
-    except BaseException:
-        app.stop()
-        raise
-    try:
-        wait_for_functions(executor.url, APP_FUNCTIONS)
         yield Hostile(executor, app)
     finally:
         executor.stop()
