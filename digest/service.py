@@ -24,7 +24,12 @@ from backend.store import (
     UnsupportedDatabase,
 )
 from backend.store.shared import close_shared_stores, shared_store
-from digest.profile import UnsafeSettings, refuse_bad_profile, secret_fingerprints
+from digest.profile import (
+    UnsafeSettings,
+    refuse_bad_profile,
+    secret_fingerprints,
+    uses_inngest_cloud,
+)
 from digest.settings import Settings
 from functions.cpu import shutdown_pool
 
@@ -152,7 +157,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def _executor_check(settings: Settings) -> str:
-    if not settings.is_dev and not settings.inngest_base_url:
+    if uses_inngest_cloud(settings):
         # Inngest Cloud has no unauthenticated health route; reaching it is
         # proved by the event sends themselves.
         return "ok"

@@ -6,7 +6,6 @@ of them run the stack exactly the same way: real processes, real HTTP.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -224,27 +223,57 @@ def start_functions_service(
     )
 
 
-def sync_app(backend_url: str, *, timeout: float = 30.0) -> None:
-    """Ask the SDK at `backend_url` (the backend, or the functions service)
-    to register its functions with its executor.
+def request_sync(app_url: str) -> str | None:
+    """One sync of the SDK at `app_url`: a PUT on its /api/inngest, as the
+    official dev server sends, which makes the SDK register its functions
+    with its executor. None once it did; else what stopped it, in the words
+    of whoever answered (the SDK, or the executor through it).
 
-    The PUT is what the official dev server sends too; the SDK answers with
-    the executor's reply to its registration, which says whether it worked.
+    Raises httpx.HTTPError when nothing answered.
     """
+    answer = httpx.put(
+        f"{app_url}/api/inngest",
+        headers={"x-inngest-server-kind": "dev"},
+        json={"url": f"{app_url}/api/inngest"},
+        timeout=10,
+    )
+    return _refusal(answer)
+
+
+def _refusal(answer: httpx.Response) -> str | None:
+    try:
+        body = answer.json() if answer.content else {}
+    except ValueError:
+        body = {"message": answer.text[:200]}
+    if answer.is_success and not (isinstance(body, dict) and "error" in body):
+        return None
+    said = body if isinstance(body, dict) else {"message": str(body)}
+    code = said.get("code")
+    message = said.get("message") or said.get("error") or ""
+    named = " ".join(str(part) for part in (code, message) if part)
+    refusal = f"the app answered {answer.status_code}" + (f": {named}" if named else "")
+    if code == "server_kind_mismatch":
+        refusal += (
+            " (the app runs in cloud mode, the prod profile, and this sync "
+            "comes as a dev server's: run the app with APP_ENV=dev)"
+        )
+    return refusal
+
+
+def sync_app(backend_url: str, *, timeout: float = 30.0) -> None:
+    """Sync the app at `backend_url` (the backend, or the functions service)
+    with its executor, trying again until `timeout`: at start the app or its
+    executor may not be ready yet, and a refusal then is not final."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            answer = httpx.put(
-                f"{backend_url}/api/inngest",
-                headers={"x-inngest-server-kind": "dev"},
-                json={"url": f"{backend_url}/api/inngest"},
-                timeout=10,
-            )
-            body = answer.json() if answer.content else {}
-            if answer.is_success and isinstance(body, dict) and "error" not in body:
-                return
-            last = f"{answer.status_code} {body}"
+        try:
+            refusal = request_sync(backend_url)
+        except httpx.HTTPError as exc:
+            refusal = f"no answer ({type(exc).__name__})"
+        if refusal is None:
+            return
+        last = refusal
         time.sleep(0.2)
     raise StackError(f"the app did not sync with its executor: {last}")
 

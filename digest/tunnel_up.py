@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from digest.settings import Settings, env_files
+from digest.stack import request_sync
 from tunnel import (
     LAST_PREFIX,
     Tunnel,
@@ -158,8 +159,7 @@ def resync(opened: OpenedTunnel, settings: Settings, echo: Echo) -> bool:
 
 
 def sync_through(url: str, *, timeout: float = SYNC_TIMEOUT_S) -> str | None:
-    """PUT `url`/api/inngest as the dev server does; None once the app
-    synced, else what stopped it, in the words of whoever answered.
+    """Sync the app through `url`; None once it did, else what stopped it.
 
     Only "no answer" is tried again (a tunnel may take a moment to carry
     its first request): an answer, even a refusal, is final, and it is the
@@ -168,38 +168,11 @@ def sync_through(url: str, *, timeout: float = SYNC_TIMEOUT_S) -> str | None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            answer = httpx.put(
-                f"{url}/api/inngest",
-                headers={"x-inngest-server-kind": "dev"},
-                json={"url": f"{url}/api/inngest"},
-                timeout=10,
-            )
+            return request_sync(url)
         except httpx.HTTPError as exc:
             if time.monotonic() > deadline:
                 return f"nothing answered ({type(exc).__name__})"
             time.sleep(0.2)
-            continue
-        return _refusal(answer)
-
-
-def _refusal(answer: httpx.Response) -> str | None:
-    try:
-        body = answer.json() if answer.content else {}
-    except ValueError:
-        body = {"message": answer.text[:200]}
-    if answer.is_success and not (isinstance(body, dict) and "error" in body):
-        return None
-    said = body if isinstance(body, dict) else {"message": str(body)}
-    code = said.get("code")
-    message = said.get("message") or said.get("error") or ""
-    named = " ".join(str(part) for part in (code, message) if part)
-    refusal = f"the app answered {answer.status_code}" + (f": {named}" if named else "")
-    if code == "server_kind_mismatch":
-        refusal += (
-            " (the app runs in cloud mode, the prod profile, and this sync "
-            "comes as a dev server's: run the app with APP_ENV=dev)"
-        )
-    return refusal
 
 
 def tunnel_up(
