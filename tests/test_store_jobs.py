@@ -85,3 +85,28 @@ async def test_steps_racing_a_cancel_never_count_after_it(store: JobStore) -> No
                 .where(JobStepRow.job_id == job_id)
             )
         assert counted == events[-1].done
+
+
+async def test_a_read_job_names_the_step_its_count_ends_with(store: JobStore) -> None:
+    # The step's name and the count of finished steps are written in one
+    # transaction; a reader must see both from the same moment, or a client
+    # shows "step combine (6/6)" and never the last step's name.
+    job_id = await _new_job(store)
+    await store.mark_running(job_id)
+    steps = 60
+    seen: list[tuple[int, str | None]] = []
+
+    async def write() -> None:
+        for n in range(1, steps + 1):
+            await store.finish_step(job_id, f"step-{n}")
+
+    async def read() -> None:
+        while True:
+            job = await store.get_job(job_id)
+            seen.append((job.progress.done, job.progress.step))
+            if job.progress.done == steps:
+                return
+
+    await asyncio.gather(write(), read(), read())
+    mismatched = [(n, step) for n, step in seen if n and step != f"step-{n}"]
+    assert not mismatched, mismatched[:5]

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     DateTime,
+    ScalarSelect,
     and_,
     delete,
     exists,
@@ -34,7 +35,6 @@ from backend.store.changes import (
     JobEvent,
     change_job,
     events_after,
-    steps_done,
 )
 from backend.store.engine import asyncpg_dsn, is_postgres
 from backend.store.models import JobChunkRow, JobRow, JobStepRow
@@ -170,11 +170,15 @@ class JobStore:
         return job
 
     async def get_job(self, job_id: str) -> Job:
+        # One statement: the step's name and the count of finished steps
+        # then come from the same moment, as they were written together.
+        query = select(JobRow, _steps_done_of_row()).where(JobRow.id == job_id)
         async with self._sessions() as session:
-            row = await session.get(JobRow, job_id)
-            if row is None:
+            found = (await session.execute(query)).one_or_none()
+            if found is None:
                 raise JobNotFound(job_id)
-            return _to_job(row, done=await steps_done(session, job_id))
+            row, done = found
+            return _to_job(row, done=done)
 
     async def list_jobs(
         self,
@@ -186,13 +190,7 @@ class JobStore:
     ) -> list[Job]:
         """The owner's jobs, newest first, from just after `before`
         (the created_at and id of the last job of the previous page)."""
-        done = (
-            select(func.count())
-            .select_from(JobStepRow)
-            .where(JobStepRow.job_id == JobRow.id)
-            .scalar_subquery()
-        )
-        query = select(JobRow, done).where(JobRow.owner == owner)
+        query = select(JobRow, _steps_done_of_row()).where(JobRow.owner == owner)
         if status is not None:
             query = query.where(JobRow.status == status)
         if before is not None:
@@ -476,6 +474,16 @@ async def _require(session: AsyncSession, job_id: str) -> None:
     )
     if found.scalar_one_or_none() is None:
         raise JobNotFound(job_id)
+
+
+def _steps_done_of_row() -> ScalarSelect[int]:
+    """The finished steps of the job row selected beside it."""
+    return (
+        select(func.count())
+        .select_from(JobStepRow)
+        .where(JobStepRow.job_id == JobRow.id)
+        .scalar_subquery()
+    )
 
 
 def _to_job(row: JobRow, *, done: int) -> Job:
