@@ -185,8 +185,8 @@ def dev(
     except stack.StackError as exc:
         first = str(exc).splitlines()[0]
         typer.echo(
-            f"the executor did not start ({first}); is port {executor_port} "
-            "taken? choose another with --executor-port",
+            f"the executor did not start ({first}); stop what holds port "
+            f"{executor_port} or choose another with --executor-port",
             err=True,
         )
         raise typer.Exit(1) from None

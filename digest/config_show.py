@@ -19,7 +19,7 @@ from rich.table import Table
 from sqlalchemy.exc import ArgumentError
 
 from backend.store.engine import shown_url
-from digest.profile import Service, fingerprint, problems
+from digest.profile import Service, fingerprint, problems, without_password
 from digest.settings import Settings, env_files
 
 
@@ -90,7 +90,9 @@ def _shown(name: str, value: object) -> str:
         return ",".join(str(item) for item in value) or "(none)"
     if name == "DATABASE_URL":
         return _without_password(str(value))
-    return str(value)
+    # Any other URL setting (LLM_BASE_URL, INNGEST_BASE_URL, AUTH_JWKS_URL…)
+    # may carry a password in its user part too.
+    return without_password(str(value))
 
 
 def _without_password(url: str) -> str:

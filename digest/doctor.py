@@ -185,6 +185,16 @@ class Doctor:
                 # key this profile has: saying it accepts the key would be
                 # a guess, and the app's key is then never asked for.
                 self.unsigned_executor = True
+                if not self.settings.is_dev:
+                    return fail(
+                        "executor",
+                        f"{where} is an unsigned dev server: it signs none of "
+                        "its calls, and the prod profile refuses every call "
+                        "that is not signed, so no job would run",
+                        "point INNGEST_BASE_URL at an executor that has your "
+                        "INNGEST_SIGNING_KEY (or unset it for Inngest Cloud), "
+                        "or use APP_ENV=dev beside a dev server",
+                    )
                 return ok(
                     "executor",
                     f"{where} answers; {UNSIGNED_EXECUTOR} (signing key "

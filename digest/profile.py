@@ -177,13 +177,25 @@ def _llm_problems(settings: Settings) -> list[Problem]:
         for name, (value, fix) in wanted.items()
         if not (value or "").strip()
     ]
-    if settings.llm_base_url and not _is_http_url(settings.llm_base_url):
+    base_url = settings.llm_base_url
+    if base_url and not _is_http_url(base_url):
         found.insert(
             0,
             Problem(
                 "LLM_BASE_URL",
-                f"is {settings.llm_base_url!r}, not an http(s) URL with a "
+                f"is {without_password(base_url)!r}, not an http(s) URL with a "
                 "host; set the endpoint's base URL, e.g. https://api.openai.com/v1",
+            ),
+        )
+    elif base_url and "@" in (urlsplit(base_url.strip()).netloc):
+        # httpx would send the user part as Basic auth in place of the key,
+        # and the URL is shown in errors and logs wherever a call fails.
+        found.insert(
+            0,
+            Problem(
+                "LLM_BASE_URL",
+                "holds a user name or password before the host; give the "
+                "URL without them and the key in LLM_API_KEY",
             ),
         )
     # The answer's budget comes out of the context window, beside the text
@@ -325,6 +337,16 @@ def _service_problems(settings: Settings, *, api: bool) -> list[Problem]:
                 "is the public dev secret; set your own (32 random bytes or more)",
             )
         )
+    elif prod and settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:
+        # Shorter HS256 secrets can be guessed offline from one token.
+        found.append(
+            Problem(
+                "AUTH_JWT_SECRET",
+                f"is {len(settings.jwt_secret.encode())} bytes, too short to "
+                "sign tokens safely; set 32 random bytes or more (python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))')",
+            )
+        )
     if prod and settings.fetch_allow_loopback_for_tests:
         found.append(
             Problem(
@@ -356,16 +378,32 @@ def _public_url_problems(settings: Settings) -> list[Problem]:
                 "backend is reached, e.g. http://127.0.0.1:8000",
             )
         ]
-    if url.startswith("https://") and _is_http_url(url):
+    # urlsplit lowers the scheme: HTTPS://… is https too.
+    https = _is_http_url(url) and urlsplit(url.strip()).scheme == "https"
+    if https:
         return []
-    shown = "https without a host" if url.startswith("https://") else "not https"
+    shown = "https without a host" if url.lower().startswith("https:") else "not https"
     return [
         Problem(
             "PUBLIC_URL",
-            f"is {url}, {shown}, in prod; set the deployed backend's "
+            f"is {without_password(url)}, {shown}, in prod; set the deployed backend's "
             "https:// URL (https://api.example.com)",
         )
     ]
+
+
+def without_password(url: str) -> str:
+    """The URL with the password of its user part, if any, shown as ***."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.split(":", 1)[0]
+    return parts._replace(netloc=f"{name}:***@{host}").geturl()
 
 
 def _is_http_url(url: str) -> bool:

@@ -33,6 +33,26 @@ def free_port() -> int:
         return port
 
 
+def require_free_port(port: int) -> None:
+    """StackError unless `port` on loopback can be listened on now.
+
+    A service that cannot bind exits, but a process already on the port
+    answers in its place; without this, a caller waiting for an answer
+    would take that other process for its own.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the server itself binds: connections of a stopped server that
+        # linger in TIME_WAIT do not count, a listening socket does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            raise StackError(
+                f"port {port} on {LOOPBACK} is already in use (by an executor "
+                "left from an earlier run?)"
+            ) from None
+
+
 def answers(url: str, *, timeout: float = 1.0) -> bool:
     """Whether `url` answers a GET with a 2xx."""
     try:
@@ -135,7 +155,10 @@ def start_executor(
     """`python -m devserver` on a loopback port; `env` is laid over this
     process's environment (an empty value unsets a key: devserver reads an
     empty variable as unset)."""
-    port = port or free_port()
+    if port:
+        require_free_port(port)
+    else:
+        port = free_port()
     args = ["-m", "devserver", "--host", LOOPBACK, "--port", str(port)]
     args += ["--data-dir", str(data_dir)]
     for url in sdk_urls or []:

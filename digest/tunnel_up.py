@@ -15,13 +15,15 @@ in prod everything has a public URL already (TUNNEL_PROVIDER=none).
 
 from __future__ import annotations
 
+import fcntl
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,6 +33,7 @@ from digest.stack import request_sync
 from tunnel import (
     LAST_PREFIX,
     Tunnel,
+    TunnelError,
     make_tunnel,
     read_url,
     remove_url,
@@ -66,6 +69,8 @@ class OpenedTunnel:
     env_file: Path
     # The setting's value before this tunnel, put back when it closes.
     before: str | None = None
+    # This process's hold on the setting (see hold_setting), let go on close.
+    hold: IO[str] | None = None
 
     @property
     def changed(self) -> bool:
@@ -79,6 +84,8 @@ class OpenedTunnel:
         else:
             write_url(self.env_file, self.setting, self.before)
             echo(f"{self.setting} is {self.before} again in {self.env_file}")
+        if self.hold is not None:
+            self.hold.close()
 
 
 def default_port(settings: Settings, target: Target) -> int:
@@ -109,6 +116,32 @@ def local_env_file(settings: Settings, folder: Path | None = None) -> Path:
     return (folder or Path.cwd()) / env_files(settings.app_env)[-1]
 
 
+def hold_setting(settings: Settings, setting: str) -> IO[str]:
+    """An exclusive hold on writing `setting`, for as long as a tunnel is open.
+
+    Two tunnels writing one setting would each put back, on closing, a
+    value the other still relies on. The hold is a lock on a file under
+    DIGEST_HOME, so it ends with its process, however that ends.
+    """
+    settings.digest_home.mkdir(parents=True, exist_ok=True)
+    handle = (settings.digest_home / f"tunnel-{setting}.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise TunnelError(
+            f"another tunnel (pid {holder}) is open and writes {setting}; "
+            "close it first (Ctrl-C where it runs), or use it"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 def open_and_record(
     settings: Settings, provider: str, port: int, target: Target, echo: Echo
 ) -> OpenedTunnel:
@@ -116,9 +149,14 @@ def open_and_record(
 
     Raises TunnelError (from `tunnel`) with the fix when it cannot open.
     """
-    tunnel = make_tunnel(provider, settings)
-    url = tunnel.open(port)
     setting = SETTING_OF[target]
+    hold = hold_setting(settings, setting)
+    try:
+        tunnel = make_tunnel(provider, settings)
+        url = tunnel.open(port)
+    except BaseException:
+        hold.close()
+        raise
     env_file = local_env_file(settings)
     last = LAST_PREFIX + setting
     previous = read_url(env_file, last)
@@ -128,7 +166,7 @@ def open_and_record(
         # A tunnel's URL left behind (a tunnel that was killed), not a
         # value of the user's: nothing to put back.
         before = None
-    opened = OpenedTunnel(tunnel, url, previous, setting, env_file, before)
+    opened = OpenedTunnel(tunnel, url, previous, setting, env_file, before, hold)
     echo(f"tunnel ({provider}) {url} -> 127.0.0.1:{port}")
     echo(f"wrote {setting}={url} to {env_file}")
     if previous and opened.changed:
@@ -233,8 +271,6 @@ def run_tunnel_up(
     """`digest tunnel up`: 0 once closed, 2 for bad options or no tunnel."""
     import typer
 
-    from tunnel import TunnelError
-
     def echo(line: str) -> None:
         typer.echo(line)
 
@@ -271,8 +307,6 @@ def open_for_dev(settings: Settings, port: int) -> OpenedTunnel:
     the tunnel's URL, so that sync is the re-sync.
     """
     import typer
-
-    from tunnel import TunnelError
 
     def echo(line: str) -> None:
         typer.echo(line)

@@ -19,7 +19,7 @@ from typing import Any
 
 import inngest
 
-from backend.store import JobStore
+from backend.store import JobNotFound, JobStore
 from backend.store.jobs import FIXED_STEPS
 from backend.store.shared import shared_store
 from digest.settings import Settings
@@ -75,6 +75,11 @@ def build_functions(
         reason = readable_error(error)
         try:
             await (await store()).fail(job_id, reason)
+        except JobNotFound:
+            log.warning(
+                "run for job %s failed, and there is no such job: %s", job_id, reason
+            )
+            return
         except Exception as exc:
             # The SDK runs a failure handler once, never retried. Raising
             # shows the run as failed on the executor, and the backend's
@@ -118,7 +123,17 @@ def build_functions(
         def step(name: str, body: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
             async def guarded() -> Any:
                 started = time.perf_counter()
-                if (await jobs.get_job(job_id)).status == "cancelled":
+                try:
+                    job = await jobs.get_job(job_id)
+                except JobNotFound:
+                    # Deleted by retention, or an event sent by hand: no
+                    # attempt would find it, so none is spent.
+                    raise inngest.NonRetriableError(
+                        f"there is no job {job_id}: it was deleted, or the "
+                        "event was not sent by Digest; submit the document "
+                        "again through the API"
+                    ) from None
+                if job.status == "cancelled":
                     # For an executor that did not stop the run on the
                     # cancel event: no more work for a cancelled job.
                     raise inngest.NonRetriableError("the job was cancelled")

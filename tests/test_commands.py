@@ -91,3 +91,21 @@ def test_dev_stops_backend_and_executor(tmp_path: Path, signum: signal.Signals) 
         assert not stack.answers(f"http://127.0.0.1:{executor_port}/health")
     output = (tmp_path / "out.log").read_text()
     assert "Traceback" not in output
+
+
+def test_dev_refuses_an_executor_port_already_served(tmp_path: Path) -> None:
+    # Another executor on the port would answer in place of dev's own.
+    other = stack.start_executor(tmp_path / "other", port=stack.free_port())
+    try:
+        executor_port = int(other.url.rsplit(":", 1)[1])
+        port = stack.free_port()
+        args = ["dev", "--port", str(port), "--executor-port", str(executor_port)]
+        with _started(args, tmp_path) as process:
+            assert process.wait(timeout=60) == 1
+        assert not stack.answers(f"http://127.0.0.1:{port}/healthz")
+        output = (tmp_path / "out.log").read_text()
+        assert f"port {executor_port} on 127.0.0.1 is already in use" in output
+        assert "--executor-port" in output
+        assert "Traceback" not in output
+    finally:
+        other.stop()

@@ -345,6 +345,23 @@ def test_the_functions_service_is_checked_at_inngest_serve_origin(
     assert "INNGEST_SERVE_ORIGIN is unset" in check.detail
 
 
+def test_prod_beside_an_unsigned_dev_executor_fails(
+    digest_stack: Stack, prod_functions: tuple[Service, str]
+) -> None:
+    """The prod app refuses every unsigned call: no job would ever run."""
+    service, key = prod_functions
+    settings = _cloud(
+        inngest_serve_origin=service.url,
+        inngest_base_url=digest_stack.executor.url,
+        inngest_signing_key=key,
+    )
+    check = by_name(diagnose(settings, service="functions"))["executor"]
+    assert check.status == "fail", check
+    assert "unsigned dev server" in check.detail
+    assert check.fix is not None
+    assert "INNGEST_BASE_URL" in check.fix
+
+
 @pytest.mark.parametrize("service", ["api", "dev"])
 def test_a_signing_key_beside_an_unsigned_dev_executor_is_not_used(
     digest_stack: Stack, service: ServiceName

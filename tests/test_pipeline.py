@@ -181,3 +181,24 @@ def test_job_store_is_sqlite_in_wal_mode(digest_stack: Stack) -> None:
         "job_events",
         "alembic_version",
     } <= tables
+
+
+def test_an_event_for_no_job_fails_its_run_at_once(digest_stack: Stack) -> None:
+    """A summary/requested event whose job does not exist (sent by hand, or
+    its job deleted by retention) spends no retries looking for it."""
+    job_id = "01KZZZZZZZZZZZZZZZZZZZZZZZ"
+    sent = httpx.post(
+        f"{digest_stack.executor.url}/e/any-dev-key",
+        json={"name": "summary/requested", "id": job_id, "data": {"job_id": job_id}},
+        timeout=10,
+    )
+    assert sent.status_code == 200, sent.text
+    deadline = time.monotonic() + 30
+    while not [r for r in digest_stack.runs_of(job_id) if r["status"] == "Failed"]:
+        assert time.monotonic() < deadline, digest_stack.runs_of(job_id)
+        time.sleep(0.2)
+    [run] = digest_stack.runs_of(job_id)
+    # Non-retriable: the first attempt's error is the run's, not a retry's.
+    assert run["output"]["code"] == "non_retriable_error", run
+    assert run["output"]["message"].startswith(f"there is no job {job_id}")
+    assert "could not be marked failed" not in digest_stack.backend.log_tail(200)

@@ -78,6 +78,8 @@ def test_a_good_prod_profile_has_no_problem() -> None:
         ({"public_url": "http://api.example.com"}, "PUBLIC_URL", "https://"),
         ({"auth_jwt_secret": None}, "AUTH_JWT_SECRET", "AUTH_JWKS_URL"),
         ({"auth_jwt_secret": DEV_JWT_SECRET}, "AUTH_JWT_SECRET", "dev secret"),
+        ({"auth_jwt_secret": "s3cret-13byte"}, "AUTH_JWT_SECRET", "13 bytes"),
+        ({"public_url": "HTTP://api.example.com"}, "PUBLIC_URL", "not https"),
         (
             {"fetch_allow_loopback_for_tests": [8080]},
             "FETCH_ALLOW_LOOPBACK_FOR_TESTS",
@@ -114,6 +116,33 @@ def test_llm_summariser_without_endpoint_or_model_is_refused_in_any_profile() ->
     )
     assert named(ready) == []
     assert named(prod(summarizer="llm", llm_model="m")) == ["LLM_BASE_URL"]
+
+
+def test_an_https_scheme_in_capitals_is_https() -> None:
+    assert named(prod(public_url="HTTPS://api.example.com")) == []
+
+
+def test_a_password_in_the_llm_url_is_refused_and_never_shown() -> None:
+    found = problems(
+        Settings(
+            app_env="dev",
+            summarizer="llm",
+            llm_model="m",
+            llm_base_url="http://user:URLPASSWORD99@127.0.0.1:9/v1",
+        )
+    )
+    assert [p.setting for p in found] == ["LLM_BASE_URL"]
+    assert "LLM_API_KEY" in str(found[0])
+    assert "URLPASSWORD99" not in str(found[0])
+    not_http = problems(
+        Settings(
+            app_env="dev",
+            summarizer="llm",
+            llm_model="m",
+            llm_base_url="ftp://user:URLPASSWORD99@host/v1",
+        )
+    )
+    assert "URLPASSWORD99" not in str(not_http[0])
 
 
 def test_dev_refuses_prod_keys_and_equal_fallback_only() -> None:
@@ -231,6 +260,8 @@ def test_config_show_names_each_source_and_masks_secrets(
     (project / ".env.dev.local").write_text(
         "INNGEST_EVENT_KEY=local-event-secret\n"
         "DATABASE_URL=postgresql+asyncpg://digest:pa55word@db/digest\n"
+        "LLM_BASE_URL=http://user:URLPASSWORD99@127.0.0.1:9/v1\n"
+        "AUTH_JWKS_URL=https://user:JWKSPASSWORD@id.example.com/jwks\n"
     )
     monkeypatch.setenv("CHUNK_CHARS", "4000")
     shown = {s.name: s for s in effective_settings(load_settings(), project)}
@@ -239,6 +270,8 @@ def test_config_show_names_each_source_and_masks_secrets(
     assert shown["INNGEST_EVENT_KEY"].source == ".env.dev.local"
     assert shown["INNGEST_EVENT_KEY"].value == fingerprint("local-event-secret")
     assert shown["DATABASE_URL"].value == "postgresql+asyncpg://digest:***@db/digest"
+    assert shown["LLM_BASE_URL"].value == "http://user:***@127.0.0.1:9/v1"
+    assert shown["AUTH_JWKS_URL"].value == "https://user:***@id.example.com/jwks"
     assert shown["PUBLIC_URL"].source == ".env.dev"
     assert shown["MAX_TEXT_BYTES"].source == "default"
     assert shown["INNGEST_SIGNING_KEY"].value == "(unset)"

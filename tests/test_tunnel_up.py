@@ -218,3 +218,30 @@ def test_the_lan_relay_closes_open_connections_quietly(
     assert url == f"http://{FIRST}:{port}"
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not loud, [r.getMessage() for r in loud]
+
+
+def test_a_second_tunnel_for_the_same_setting_is_refused_and_writes_nothing(
+    folder: Path, something_listening: int
+) -> None:
+    port = something_listening
+    first = tunnel_up(folder, "--port", str(port))
+    try:
+        first.wait_for("tunnel open")
+        second = tunnel_up(folder, "--port", str(port))
+        assert second.process.wait(timeout=60) == 2, second.text()
+        said = second.text()
+        assert f"another tunnel (pid {first.process.pid}) is open" in said
+        assert "INNGEST_BASE_URL" in said
+        # The first tunnel's URL stays: the second neither wrote nor removed.
+        local = dotenv_values(folder / ".env.dev.local")
+        assert local["INNGEST_BASE_URL"] == f"http://127.0.0.1:{port}"
+        assert first.interrupt() == 0
+    finally:
+        first.stop()
+    # Closed, the hold ends with it: a new tunnel opens.
+    third = tunnel_up(folder, "--port", str(port))
+    try:
+        third.wait_for("tunnel open")
+        assert third.interrupt() == 0
+    finally:
+        third.stop()

@@ -19,6 +19,9 @@ WITHIN_CHOICES = (
 )
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# Far beyond any name or phrase someone searches for, and far below the
+# 50,000-byte pattern SQLite's LIKE refuses.
+MAX_TEXT = 1000
 
 
 class ParamError(ValueError):
@@ -53,7 +56,7 @@ def _limit(params: QueryParams) -> int:
 
 
 def _text(params: QueryParams, name: str) -> str:
-    """A text parameter, refused if it holds NUL.
+    """A text parameter, refused if it holds NUL or is over MAX_TEXT long.
 
     SQLite's LIKE stops reading a pattern at NUL, so ``%00`` would match
     every row instead of the rows containing it.
@@ -61,6 +64,10 @@ def _text(params: QueryParams, name: str) -> str:
     value = (params.get(name) or "").strip()
     if "\x00" in value:
         raise ParamError(f"{name} must not contain NUL characters")
+    if len(value) > MAX_TEXT:
+        raise ParamError(
+            f"{name} is {len(value)} characters long; search with at most {MAX_TEXT}"
+        )
     return value
 
 

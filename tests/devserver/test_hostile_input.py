@@ -204,6 +204,21 @@ def test_nul_in_a_dashboard_filter_is_refused(hostile: Hostile, query: str) -> N
     assert httpx.get(f"{hostile.url}{page}?{query}").status_code == 400
 
 
+@pytest.mark.parametrize("field", ["q", "name", "function"])
+def test_a_search_longer_than_sqlite_takes_is_refused(
+    hostile: Hostile, field: str
+) -> None:
+    # SQLite refuses a LIKE pattern over 50,000 bytes with an error of its own.
+    query = f"{field}={'a' * 50_001}"
+    page = "/" if field == "function" else "/events"
+    api = "/dashboard/api/runs" if page == "/" else "/dashboard/api/events"
+    response = httpx.get(f"{hostile.url}{api}?{query}")
+    assert response.status_code == 400
+    assert "at most 1000" in response.json()["error"]["message"]
+    assert httpx.get(f"{hostile.url}{page}?{query}").status_code == 400
+    assert httpx.get(f"{hostile.url}{api}?{field}={'a' * 1000}").status_code == 200
+
+
 def test_nul_in_a_rest_filter_matches_nothing(hostile: Hostile) -> None:
     assert _post(f"{hostile.url}/e/k", b'{"name": "t/listed"}').status_code == 200
     response = httpx.get(f"{hostile.url}/v1/events?name=%00")
