@@ -105,7 +105,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(
         _request: Request, exc: RequestValidationError
     ) -> JSONResponse:
-        error = InvalidRequest(describe_validation_error(exc))
+        problems = exc.errors()
+        error: ApiError
+        if problems and all(p.get("type") == "json_invalid" for p in problems):
+            # A body that is not JSON at all is a 400, as on /api/summaries,
+            # not a field-by-field 422.
+            error = InvalidJson(
+                "the body is not valid JSON; send a JSON object with the "
+                "fields this route names in /docs"
+            )
+        else:
+            error = InvalidRequest(describe_validation_error(exc))
         return JSONResponse(error.body(), status_code=error.status)
 
     @app.exception_handler(StarletteHTTPException)

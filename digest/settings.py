@@ -223,7 +223,10 @@ def env_files(app_env: str) -> tuple[str, ...]:
 def load_settings() -> Settings:
     """Read the settings for the profile named by `APP_ENV` (default dev)."""
     app_env = os.environ.get("APP_ENV", "dev").strip() or "dev"
-    return Settings(_env_file=env_files(app_env))  # type: ignore[call-arg]
+    # The profile is the one that picked the files: an APP_ENV line inside
+    # them (`.env.dev.local` saying prod) would otherwise give the prod
+    # profile the dev files' values.
+    return Settings(_env_file=env_files(app_env), app_env=app_env)  # type: ignore[call-arg,arg-type]
 
 
 @lru_cache(maxsize=1)

@@ -188,6 +188,13 @@ def test_dev_token_route(lone_backend: stack.Service) -> None:
     for body in [{}, {"sub": ""}, {"sub": "   "}, {"sub": 5}, {"sub": "x" * 256}]:
         refused = _call(lone_backend, "POST", "/api/dev/token", json=body)
         assert refused.status_code == 422, (body, refused.text)
+    for raw in [b"x", b"{", b'{"sub": "dana"']:
+        headers = {"Content-Type": "application/json"}
+        refused = _call(
+            lone_backend, "POST", "/api/dev/token", content=raw, headers=headers
+        )
+        assert refused.status_code == 400, (raw, refused.text)
+        assert refused.json()["error"]["code"] == "invalid_json"
 
 
 def test_cors_preflight_allows_authorization_and_last_event_id(

@@ -53,6 +53,15 @@ def test_app_env_picks_the_prod_file(
     assert settings.database_url.startswith("postgresql+asyncpg://")
 
 
+def test_app_env_in_a_file_does_not_switch_the_profile(project: Path) -> None:
+    # The process environment picks the profile and so the files; a file
+    # cannot then name another profile whose files were not read.
+    (project / ".env.dev.local").write_text("APP_ENV=prod\n")
+    settings = load_settings()
+    assert settings.app_env == "dev"
+    assert settings.inngest_dev == "1"
+
+
 def test_local_file_overrides_tracked_file_and_env_overrides_both(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/dev", tags=["dev"])
 TOKEN_SECONDS = 24 * 3600
 
 
-@router.post("/token", response_model=DevToken, responses=error_responses(422))
+@router.post("/token", response_model=DevToken, responses=error_responses(400, 422))
 async def dev_token(request: Request, ask: DevTokenRequest) -> DevToken:
     """A bearer token for user `sub`, valid for 24 hours (dev profile only)."""
     problem = subject_problem(ask.sub)
