@@ -30,7 +30,13 @@ from sqlalchemy import Connection
 
 from devserver.signing import bearer_token, sign_request
 from digest.config_show import env_files_line
-from digest.profile import Service, fingerprint, problems, uses_inngest_cloud
+from digest.profile import (
+    Service,
+    executor_name,
+    fingerprint,
+    problems,
+    uses_inngest_cloud,
+)
 from digest.settings import Settings
 
 Status = Literal["ok", "fail", "skip"]
@@ -88,6 +94,15 @@ class Doctor:
     @property
     def event_api_url(self) -> str:
         return CLOUD_EVENT_API if self.cloud else self.settings.executor_url
+
+    @property
+    def shown_event_api(self) -> str:
+        return CLOUD_EVENT_API if self.cloud else executor_name(self.settings)
+
+    @property
+    def shown_executor(self) -> str:
+        """The executor's URL as a check line shows it: no password."""
+        return CLOUD_API if self.cloud else executor_name(self.settings)
 
     @property
     def origin_setting(self) -> str:
@@ -157,7 +172,7 @@ class Doctor:
 
     def executor(self) -> Check:
         key = self.signing_key()
-        where = "Inngest Cloud" if self.cloud else self.api_url
+        where = "Inngest Cloud" if self.cloud else self.shown_executor
         try:
             if not self.cloud:
                 health = self.http.get(f"{self.api_url}/health")
@@ -382,13 +397,13 @@ class Doctor:
         except httpx.HTTPError as exc:
             return fail(
                 "event key",
-                f"{self.event_api_url} does not answer ({type(exc).__name__})",
+                f"{self.shown_event_api} does not answer ({type(exc).__name__})",
                 _start_executor_fix(self.settings),
             )
         if answer.status_code in (401, 403):
             return fail(
                 "event key",
-                f"event key {fingerprint(plain)} refused by {self.event_api_url}",
+                f"event key {fingerprint(plain)} refused by {self.shown_event_api}",
                 "set INNGEST_EVENT_KEY to a key of the executor's environment",
             )
         if not (
@@ -397,7 +412,7 @@ class Doctor:
         ):
             return fail(
                 "event key",
-                f"no Inngest event API at {self.event_api_url} "
+                f"no Inngest event API at {self.shown_event_api} "
                 f"(answered {answer.status_code})",
                 "set INNGEST_BASE_URL to the executor's origin"
                 + ("" if self.settings.is_dev else ", or unset it for Inngest Cloud"),
@@ -469,7 +484,7 @@ def _is_event_api_refusal(answer: httpx.Response) -> bool:
 def _start_executor_fix(settings: Settings) -> str:
     if settings.is_dev:
         return (
-            f"start one at {settings.executor_url} (`digest dev` or "
+            f"start one at {executor_name(settings)} (`digest dev` or "
             "`digest devserver`), or set INNGEST_BASE_URL to where it runs"
         )
     return "set INNGEST_BASE_URL to the executor's origin, or unset it for Cloud"

@@ -130,7 +130,9 @@ def uses_inngest_cloud(settings: Settings) -> bool:
 
 def executor_name(settings: Settings) -> str:
     """The executor as a log line names it: Inngest Cloud, or its URL."""
-    return "Inngest Cloud" if uses_inngest_cloud(settings) else settings.executor_url
+    if uses_inngest_cloud(settings):
+        return "Inngest Cloud"
+    return without_password(settings.executor_url)
 
 
 def _inngest_problems(settings: Settings, *, sends_events: bool) -> list[Problem]:

@@ -437,3 +437,19 @@ def test_doctor_reads_a_wal_mode_sqlite_file_without_making_wal_files(
     assert check.status == "ok", check
     assert not Path(f"{path}-wal").exists()
     assert not Path(f"{path}-shm").exists()
+
+
+def test_a_password_in_inngest_base_url_is_never_shown(
+    digest_stack: Stack, tmp_path: Path
+) -> None:
+    with_password = digest_stack.executor.url.replace("http://", "http://u:SEKRET@")
+    settings = local(digest_stack, inngest_base_url=with_password)
+    checks = diagnose(settings)
+    assert by_name(checks)["executor"].status == "ok", checks
+    assert "SEKRET" not in repr(checks)
+    assert "u:***@" in by_name(checks)["executor"].detail
+    down = local(
+        digest_stack,
+        inngest_base_url=f"http://u:SEKRET@127.0.0.1:{stack.free_port()}",
+    )
+    assert "SEKRET" not in repr(diagnose(down))

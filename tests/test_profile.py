@@ -553,3 +553,9 @@ def test_config_show_checks_the_service_named(project: Path) -> None:
     assert api.returncode == 1
     named_by_api = {p.split(":")[0] for p in json.loads(api.stdout)["problems"]}
     assert named_by_api == {"INNGEST_EVENT_KEY", "AUTH_JWT_SECRET"}
+
+
+def test_the_executor_is_named_without_a_password() -> None:
+    # Start-up logs ("backend ready … executor …") name it this way.
+    settings = Settings(app_env="dev", inngest_base_url="http://u:SEKRET@127.0.0.1:1")
+    assert executor_name(settings) == "http://u:***@127.0.0.1:1"
