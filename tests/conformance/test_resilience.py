@@ -36,18 +36,24 @@ class Supervisor:
         while not self._stop.wait(0.05):
             if self.app.process.alive():
                 continue
-            self.app.process = start_app(
-                "apps.resilience:app",
-                cwd=HERE,
-                log_dir=self.root,
-                port=self.app.process.port,
-                env={
-                    "EXECUTOR_URL": self.app.executor.url,
-                    "MARKER_DIR": str(self.app.markers),
-                    "PYTHONPATH": str(HERE),
-                },
-            )
             self.restarts += 1
+            try:
+                self.app.process = start_app(
+                    "apps.resilience:app",
+                    cwd=HERE,
+                    log_dir=self.root,
+                    port=self.app.process.port,
+                    env={
+                        "EXECUTOR_URL": self.app.executor.url,
+                        "MARKER_DIR": str(self.app.markers),
+                        "PYTHONPATH": str(HERE),
+                    },
+                )
+            except RuntimeError:
+                # The executor reached the new app, and a step killed it,
+                # before the readiness probe did: restart it again, as a
+                # process supervisor would.
+                continue
 
     def stop(self) -> None:
         self._stop.set()
