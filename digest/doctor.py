@@ -36,6 +36,7 @@ from digest.profile import (
     fingerprint,
     problems,
     uses_inngest_cloud,
+    without_password,
 )
 from digest.settings import Settings
 
@@ -97,12 +98,8 @@ class Doctor:
 
     @property
     def shown_event_api(self) -> str:
-        return CLOUD_EVENT_API if self.cloud else executor_name(self.settings)
-
-    @property
-    def shown_executor(self) -> str:
-        """The executor's URL as a check line shows it: no password."""
-        return CLOUD_API if self.cloud else executor_name(self.settings)
+        """The event API's URL as a check line shows it: no password."""
+        return without_password(self.event_api_url)
 
     @property
     def origin_setting(self) -> str:
@@ -172,7 +169,7 @@ class Doctor:
 
     def executor(self) -> Check:
         key = self.signing_key()
-        where = "Inngest Cloud" if self.cloud else self.shown_executor
+        where = executor_name(self.settings)
         try:
             if not self.cloud:
                 health = self.http.get(f"{self.api_url}/health")

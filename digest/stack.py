@@ -48,9 +48,17 @@ def require_free_port(port: int) -> None:
             sock.bind((LOOPBACK, port))
         except OSError:
             raise StackError(
-                f"port {port} on {LOOPBACK} is already in use (by an executor "
+                f"port {port} on {LOOPBACK} is already in use (by a service "
                 "left from an earlier run?)"
             ) from None
+
+
+def _port_to_listen_on(port: int | None) -> int:
+    """`port` once known to be free, or a free one when none is asked for."""
+    if not port:
+        return free_port()
+    require_free_port(port)
+    return port
 
 
 def answers(url: str, *, timeout: float = 1.0) -> bool:
@@ -155,10 +163,7 @@ def start_executor(
     """`python -m devserver` on a loopback port; `env` is laid over this
     process's environment (an empty value unsets a key: devserver reads an
     empty variable as unset)."""
-    if port:
-        require_free_port(port)
-    else:
-        port = free_port()
+    port = _port_to_listen_on(port)
     args = ["-m", "devserver", "--host", LOOPBACK, "--port", str(port)]
     args += ["--data-dir", str(data_dir)]
     for url in sdk_urls or []:
@@ -187,7 +192,7 @@ def _start_digest_service(
 ) -> Service:
     """`digest COMMAND` on a loopback port, in dev mode, talking to
     `executor_url` and storing jobs at `database_url`."""
-    port = port or free_port()
+    port = _port_to_listen_on(port)
     url = f"http://{LOOPBACK}:{port}"
     settings_env = {
         "INNGEST_DEV": "1",
