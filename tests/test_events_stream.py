@@ -77,6 +77,11 @@ def test_every_change_is_one_event_in_order(digest_stack: Stack) -> None:
     assert progress[0]["step"] == "load"
     assert all(p["step"] for p in progress)
     assert events[-1][2]["sentences"]
+    # A replay shows each change as it was: the summary only at the end.
+    for _, _, data in events[:-1]:
+        assert data["summary"] is None, data
+        assert data["sentences"] is None, data
+        assert data["summarizer"] is None, data
 
 
 def test_reconnecting_client_misses_nothing(digest_stack: Stack) -> None:

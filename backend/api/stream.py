@@ -97,8 +97,19 @@ async def _events(
 
 
 def _as_of(job: Job, event: JobEvent) -> Job:
+    """The job as it stood at a change that was not its last. A replay from
+    an early id reads the job now, after its end: what only the end wrote
+    (the summary, the error, who wrote the summary) is left out."""
     progress = Progress(done=event.done, total=event.total, step=event.step)
-    return replace(job, status=event.status, progress=progress)  # type: ignore[arg-type]
+    return replace(
+        job,
+        status=event.status,  # type: ignore[arg-type]
+        progress=progress,
+        summary=None,
+        error=None,
+        summarizer=None,
+        summary_model=None,
+    )
 
 
 def _sse(kind: str, job: Job, seq: int) -> ServerSentEvent:
