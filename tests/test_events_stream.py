@@ -154,6 +154,17 @@ async def test_two_hundred_subscribers_all_see_completed(digest_stack: Stack) ->
     assert any("progress" in kinds for kinds in results)
 
 
+def test_a_last_event_id_in_utf8_is_quoted_as_sent(digest_stack: Stack) -> None:
+    job_id = digest_stack.submit("Any job will do here.")
+    answer = httpx.get(
+        f"{digest_stack.backend.url}/api/summaries/{job_id}/events",
+        headers={**digest_stack.auth, "Last-Event-ID": "dernière-1".encode()},
+        timeout=10,
+    )
+    assert answer.status_code == 400
+    assert "'dernière-1'" in answer.json()["error"]["message"]
+
+
 def test_cancelling_a_running_job(digest_stack: Stack) -> None:
     job_id = digest_stack.submit(_document(8), title="to cancel")
     deadline = time.monotonic() + 60

@@ -72,9 +72,18 @@ def _parse_last_event_id(value: str | None) -> int | None:
     if not EVENT_ID.fullmatch(value.strip()):
         raise InvalidHeader(
             f"Last-Event-ID must be the number of an event this stream sent, "
-            f"not {value[:40]!r}; omit it to start from the current state"
+            f"not {_as_sent(value)[:40]!r}; omit it to start from the current state"
         )
     return int(value.strip())
+
+
+def _as_sent(value: str) -> str:
+    # Header values reach us decoded as Latin-1; a client that sent UTF-8
+    # wrote the text this gives back, not the mojibake.
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 async def _events(
