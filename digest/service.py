@@ -38,6 +38,9 @@ log = logging.getLogger("digest.service")
 health_router = APIRouter(tags=["health"])
 
 DATABASE_CHECK_SECONDS = 5.0
+# Below this, a SQLite database's next page or log frame may not fit: a
+# replica that cannot write should not be sent new jobs.
+MIN_ROOM_FOR_WRITES = 1024 * 1024
 
 
 __all__ = [
@@ -137,7 +140,7 @@ async def readyz(request: Request) -> JSONResponse:
         # A database host that drops packets would otherwise hold the probe
         # for asyncpg's 60-second connect timeout.
         await asyncio.wait_for(store.ping(), timeout=DATABASE_CHECK_SECONDS)
-        checks["database"] = "ok"
+        checks["database"] = _room_check(store.room_for_writes())
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     checks["executor"] = await _executor_check(settings)
@@ -153,6 +156,15 @@ async def readyz(request: Request) -> JSONResponse:
             "keys": keys,
         },
         status_code=200 if ready else 503,
+    )
+
+
+def _room_check(free_bytes: int | None) -> str:
+    if free_bytes is None or free_bytes >= MIN_ROOM_FOR_WRITES:
+        return "ok"
+    return (
+        f"no room for writes: {free_bytes // 1024} KiB free on the database's "
+        "disk; reads work, new jobs are refused with 503 until space is freed"
     )
 
 

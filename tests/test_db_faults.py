@@ -307,6 +307,12 @@ def test_sqlite_disk_full(tmp_path: Path, tiny_disk: Path) -> None:
                 else:
                     assert_retry_hint(answer)
 
+        # Readiness says writes cannot be done, though reads still answer.
+        with running.api as http:
+            ready = http.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        assert "no room for writes" in ready.json()["checks"]["database"]
+
         # Reading goes on while writing cannot.
         for job_id in before:
             assert running.job(job_id)["status"] == "succeeded"
@@ -315,6 +321,8 @@ def test_sqlite_disk_full(tmp_path: Path, tiny_disk: Path) -> None:
         assert listing.status_code == 200, listing.text
 
         padding.unlink()
+        with running.api as http:
+            assert http.get("/readyz").status_code == 200
         after = running.submit(TEXT)
         assert_all_succeed(running, [*before, *accepted_while_full, after])
     finally:

@@ -7,9 +7,11 @@ never go through the API to reach a job.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -123,6 +125,24 @@ class JobStore:
         """Raise if the database cannot answer a trivial query."""
         async with self._sessions() as session:
             await session.execute(select(1))
+
+    def room_for_writes(self) -> int | None:
+        """Bytes free on the disk of a SQLite file, or None where this
+        process cannot tell (PostgreSQL's disk is on its server).
+
+        A full disk still answers reads, so a query alone would call it
+        ready while every write is refused."""
+        if self.engine.url.get_backend_name() != "sqlite":
+            return None
+        name = self.engine.url.database
+        if not name or name == ":memory:":
+            return None
+        folder = Path(name).resolve().parent
+        try:
+            disk = os.statvfs(folder)
+        except OSError:
+            return None
+        return disk.f_bavail * disk.f_frsize
 
     # -- creating and reading ------------------------------------------------
 
