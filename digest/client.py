@@ -34,12 +34,16 @@ class ClientError(RuntimeError):
 
 
 class ApiError(ClientError):
-    """The API answered with an error."""
+    """The API answered with an error; `details` holds the error's fields
+    besides code and message (a 413's `limit_bytes`)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: Json | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.details = details or {}
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,11 @@ class DevTokens:
 
 
 def api_error(answer: httpx.Response) -> ApiError:
-    code, message = "http_error", ""
-    with contextlib.suppress(ValueError, AttributeError):
+    code, message, details = "http_error", "", {}
+    with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
         error = answer.json()["error"]
         code, message = str(error["code"]), str(error["message"])
+        details = {k: v for k, v in error.items() if k not in ("code", "message")}
     if not message:
         message = f"the backend answered {answer.status_code} {answer.reason_phrase}"
     if message in ("Not Found", "Method Not Allowed"):
@@ -110,7 +115,7 @@ def api_error(answer: httpx.Response) -> ApiError:
     if answer.status_code == 401:
         message += " (set DIGEST_TOKEN or pass --token)"
     # One line, whatever the server put in it.
-    return ApiError(answer.status_code, code, " ".join(message.split()))
+    return ApiError(answer.status_code, code, " ".join(message.split()), details)
 
 
 class DigestClient:

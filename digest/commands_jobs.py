@@ -12,9 +12,11 @@ import getpass
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -25,12 +27,30 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from digest.client import TERMINAL, ClientError, DevTokens, DigestClient, Json
+from backend.api.upload import FORMAT_OF_SUFFIX
+from digest.client import (
+    TERMINAL,
+    ApiError,
+    ClientError,
+    DevTokens,
+    DigestClient,
+    Json,
+)
 from digest.settings import get_settings
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+# The backend's own list, so that the client refuses exactly what the
+# upload route would answer 415 to.
+UPLOADABLE_SUFFIXES = frozenset(FORMAT_OF_SUFFIX)
 # Files sent as uploads even when they are UTF-8: the server converts them.
-UPLOADED_SUFFIXES = frozenset({".html", ".htm"})
+UPLOADED_SUFFIXES = frozenset(
+    suffix for suffix, kind in FORMAT_OF_SUFFIX.items() if kind == "html"
+)
+# Input refused before anything is sent exits as a bad option does (click's
+# usage errors); 1 stays for what the backend refused or failed to do.
+BAD_INPUT = 2
+# A job id is a ULID; anything else would change the request's path.
+JOB_ID = re.compile(r"[0-9A-Za-z]+")
 
 BackendUrl = Annotated[
     str | None,
@@ -59,7 +79,10 @@ def _client(url: str | None, token: str | None) -> Iterator[DigestClient]:
     """A client for the configured backend; any ClientError inside ends the
     command with its one-line message and exit code 1."""
     settings = get_settings()
-    base_url = (url or settings.public_url).rstrip("/")
+    if url is None:
+        base_url = _checked_base_url(settings.public_url, "PUBLIC_URL")
+    else:
+        base_url = _checked_base_url(url, "--url")
     if token is None and settings.digest_token is not None:
         token = settings.digest_token.get_secret_value()
     dev_tokens = None
@@ -71,6 +94,42 @@ def _client(url: str | None, token: str | None) -> Iterator[DigestClient]:
     except ClientError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+def _refuse(message: str) -> NoReturn:
+    """End the command on input it cannot use, before anything is sent."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(BAD_INPUT)
+
+
+def _checked_base_url(url: str, origin: str) -> str:
+    """The backend's URL, or a refusal naming where the bad one came from
+    (httpx would otherwise report a lost connection)."""
+    try:
+        parsed = httpx.URL(url.strip())
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        _refuse(
+            f"{origin} {url!r} is not a URL; give the backend's http(s) address, "
+            "such as http://127.0.0.1:8000"
+        )
+    return url.strip().rstrip("/")
+
+
+def _checked_job_id(job_id: str) -> str:
+    job_id = job_id.strip()
+    if not job_id:
+        _refuse(
+            "the job id is empty; give the id `digest summarize` printed, "
+            "or find it with `digest list`"
+        )
+    if not JOB_ID.fullmatch(job_id):
+        _refuse(
+            f"{job_id!r} is not a job id (letters and digits, such as "
+            "01K...); find yours with `digest list`"
+        )
+    return job_id
 
 
 def _subject() -> str:
@@ -106,8 +165,14 @@ def summarize(
     fields: Json = {}
     if max_sentences is not None:
         fields["max_sentences"] = max_sentences
+    # Read and checked before the client exists: a file the backend would
+    # refuse is never sent, and no dev token is fetched for it.
+    document = None if _is_http_url(source) else _read_document(source)
     with _client(url, token) as client:
-        accepted = _submit(client, source, title, fields)
+        if document is None:
+            accepted = client.submit_url(source, **_titled(fields, title))
+        else:
+            accepted = _submit_document(client, document, title, fields)
         job_id = accepted["id"]
         if not wait:
             if as_json:
@@ -131,26 +196,97 @@ def summarize(
     raise typer.Exit(0 if job["status"] == "succeeded" else 1)
 
 
-def _submit(client: DigestClient, source: str, title: str | None, fields: Json) -> Json:
-    if re.match(r"https?://", source, re.IGNORECASE):
-        return client.submit_url(source, **_titled(fields, title))
-    path = Path(source)
-    if not path.is_file():
-        raise ClientError(f"no such file: {source} (give a file or an http(s) URL)")
+@dataclass(frozen=True)
+class Document:
+    """A file as given on the command line, read and ready to send."""
+
+    source: str  # as the user wrote it: errors name it so
+    path: Path
+    content: bytes
+    text: str | None  # None: uploaded, for the backend to read
+
+
+def _is_http_url(source: str) -> bool:
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", source)
+    if scheme is None:
+        return False
+    if scheme[1].lower() in ("http", "https"):
+        return True
+    _refuse(
+        f"{source}: Digest fetches only http:// and https:// URLs, not "
+        f"{scheme[1]}://; give one of those, or the path of a local file"
+    )
+
+
+def _read_document(source: str) -> Document:
+    path = _checked_file(source)
     try:
         content = path.read_bytes()
     except OSError as exc:
-        raise ClientError(f"cannot read {source}: {exc.strerror}") from None
-    fields = _titled(fields, title or path.name)
+        _refuse(f"cannot read {source}: {exc.strerror}")
     try:
-        text = content.decode("utf-8")
+        text: str | None = content.decode("utf-8")
     except UnicodeDecodeError:
         text = None
+    if text is not None and not any(char.isalnum() for char in text):
+        # The backend's test for "no words"; its answer would name its
+        # 'text' field, not the file.
+        _refuse(
+            f"{source} is empty: it holds no words to summarise; "
+            "give the file that holds the document"
+        )
     if text is None or path.suffix.lower() in UPLOADED_SUFFIXES:
         # The backend's upload route reads other encodings and turns HTML
         # into text; plain UTF-8 goes as text, whatever the file's name.
-        return client.submit_file(path, content, **fields)
-    return client.submit_text(text, **fields)
+        _check_uploadable(source, path)
+        text = None
+    return Document(source, path, content, text)
+
+
+def _checked_file(source: str) -> Path:
+    path = Path(source)
+    if path.is_dir():
+        _refuse(f"{source} is a folder; give one document file in it, or a URL")
+    if not path.exists():
+        _refuse(f"no such file: {source} (give a file or an http(s) URL)")
+    if not path.is_file():
+        _refuse(f"{source} is not a regular file; give a document file or a URL")
+    return path
+
+
+def _check_uploadable(source: str, path: Path) -> None:
+    """Refuse what the upload route would answer 415 to, before sending it."""
+    if path.suffix.lower() in UPLOADABLE_SUFFIXES:
+        return
+    accepted = " ".join(sorted(UPLOADABLE_SUFFIXES))
+    _refuse(
+        f"{source} is not UTF-8 text, and the backend reads other files only "
+        f"when they end in {accepted}; convert it to UTF-8 text or one of those"
+    )
+
+
+def _submit_document(
+    client: DigestClient, document: Document, title: str | None, fields: Json
+) -> Json:
+    fields = _titled(fields, title or document.path.name)
+    try:
+        if document.text is None:
+            return client.submit_file(document.path, document.content, **fields)
+        return client.submit_text(document.text, **fields)
+    except ApiError as exc:
+        if exc.status != 413:
+            raise
+        # The backend's limit (MAX_TEXT_BYTES) is its own setting: its
+        # answer says what it is, where the client could only guess.
+        raise ClientError(_too_large(document, exc)) from None
+
+
+def _too_large(document: Document, exc: ApiError) -> str:
+    message = f"{document.source} is too large ({len(document.content):,} bytes"
+    limit = exc.details.get("limit_bytes")
+    if isinstance(limit, int):
+        message += f"; the backend takes at most {limit:,}"
+    return message + "): send a shorter document, or split it"
 
 
 def _titled(fields: Json, title: str | None) -> Json:
@@ -208,6 +344,7 @@ def status(
     token: Token = None,
 ) -> None:
     """Show a job: its status, progress and summary or error."""
+    job_id = _checked_job_id(job_id)
     with _client(url, token) as client:
         job = client.job(job_id)
     if as_json:
@@ -234,6 +371,7 @@ def cancel(
     token: Token = None,
 ) -> None:
     """Cancel a job that is queued or running."""
+    job_id = _checked_job_id(job_id)
     with _client(url, token) as client:
         job = client.cancel(job_id)
     if as_json:

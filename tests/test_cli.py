@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from backend.api.upload import FORMAT_OF_SUFFIX
 from digest import stack
 from digest.client import parse_sse
+from digest.settings import get_settings
 from tests.conftest import CORPUS, TERMINAL, Stack, normalised
 from tests.corpus_server import serve_corpus, stack_that_fetches_from
 
@@ -88,6 +90,21 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert "Traceback" not in result.stderr
     assert lines[0].startswith("error: "), lines[0]
     return lines[0]
+
+
+def refused_input(result: subprocess.CompletedProcess[str]) -> str:
+    """The error line of input the client refuses itself: exit code 2, as
+    for a bad option."""
+    line = one_error_line(result)
+    assert result.returncode == 2, result
+    return line
+
+
+@pytest.fixture
+def no_backend() -> str:
+    """A URL where nothing listens: a command that refuses its input there
+    with its own message, not "cannot reach", sent nothing."""
+    return f"http://{stack.LOOPBACK}:{stack.free_port()}"
 
 
 def wait_status(cli_stack: Stack, home: Path, job_id: str) -> dict[str, Any]:
@@ -222,13 +239,85 @@ def test_api_errors_are_one_line(cli_stack: Stack, home: Path, tmp_path: Path) -
     assert "no summary job with id '01NOSUCHJOB'" in one_error_line(missing)
     assert missing.returncode == 1
 
-    empty = tmp_path / "empty.txt"
-    empty.write_text("   \n")
-    refused = cli(cli_stack, home, "summarize", str(empty))
-    assert "no words" in one_error_line(refused)
-
     no_file = cli(cli_stack, home, "summarize", str(tmp_path / "absent.txt"))
-    assert "no such file" in one_error_line(no_file)
+    assert "no such file" in refused_input(no_file)
+
+
+def test_a_file_type_the_api_refuses_is_never_sent(
+    no_backend: str, tmp_path: Path
+) -> None:
+    # Not UTF-8, so it would be uploaded, and the upload route reads files
+    # by their extension only.
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n\xe2\xe3\xcf\xd3\n")
+    result = run_cli(["summarize", str(pdf)], backend=no_backend, home=tmp_path)
+    line = refused_input(result)
+    assert str(pdf) in line
+    assert all(suffix in line for suffix in FORMAT_OF_SUFFIX)
+
+
+def test_an_empty_file_is_named_not_the_api_field(
+    cli_stack: Stack, home: Path, tmp_path: Path
+) -> None:
+    for content in ("", "   \n"):
+        notes = tmp_path / "notes.txt"
+        notes.write_text(content)
+        line = one_error_line(cli(cli_stack, home, "summarize", str(notes)))
+        assert f"{notes} is empty" in line
+        assert "'text'" not in line
+
+
+def test_a_file_over_the_limit_is_named_with_the_limit(
+    cli_stack: Stack, home: Path, tmp_path: Path
+) -> None:
+    limit = get_settings().max_text_bytes
+    utf8 = tmp_path / "long.md"
+    utf8.write_bytes(b"Word. " * (limit // 6 + 1))
+    # Not UTF-8: uploaded, so the backend's upload route answers instead.
+    latin = tmp_path / "long-latin-1.txt"
+    latin.write_bytes("Café. ".encode("latin-1") * (limit // 6 + 1))
+    for path in (utf8, latin):
+        result = cli(cli_stack, home, "summarize", str(path))
+        line = one_error_line(result)
+        assert f"{path} is too large" in line
+        assert f"at most {limit:,}" in line
+        assert "'text'" not in line
+        assert "'file'" not in line
+
+
+def test_an_empty_job_id_is_refused(no_backend: str, tmp_path: Path) -> None:
+    for command in ("status", "cancel"):
+        result = run_cli([command, ""], backend=no_backend, home=tmp_path)
+        line = refused_input(result)
+        assert "job id is empty" in line
+        assert "digest list" in line
+
+
+def test_a_backend_url_that_is_not_a_url_is_refused(
+    no_backend: str, tmp_path: Path
+) -> None:
+    result = run_cli(["list", "--url", "notaurl"], backend=no_backend, home=tmp_path)
+    line = refused_input(result)
+    assert "--url 'notaurl' is not a URL" in line
+    assert "http://127.0.0.1:8000" in line
+    from_setting = run_cli(["list"], backend="notaurl", home=tmp_path)
+    assert "PUBLIC_URL 'notaurl' is not a URL" in refused_input(from_setting)
+
+
+def test_a_folder_is_refused_as_a_folder(no_backend: str, tmp_path: Path) -> None:
+    result = run_cli(["summarize", str(tmp_path)], backend=no_backend, home=tmp_path)
+    line = refused_input(result)
+    assert f"{tmp_path} is a folder" in line
+    assert "no such file" not in line
+
+
+def test_a_url_that_is_not_http_is_refused(no_backend: str, tmp_path: Path) -> None:
+    source = "ftp://ftp.example.com/notes.txt"
+    result = run_cli(["summarize", source], backend=no_backend, home=tmp_path)
+    line = refused_input(result)
+    assert "only http:// and https://" in line
+    assert "not ftp://" in line
+    assert "no such file" not in line
 
 
 def test_a_bad_token_is_one_line(cli_stack: Stack, home: Path) -> None:
