@@ -7,6 +7,11 @@ from typing import Any
 
 logger = logging.getLogger("digest.devserver.attempts")
 
+# What an app raises on purpose to refuse or put off the work (the SDK's
+# NonRetriableError and RetryAfterError): an expected outcome, which its
+# message explains; the traceback would only bury it in the log.
+DELIBERATE = frozenset({"NonRetriableError", "RetryAfterError"})
+
 
 def attempt_failed(
     *,
@@ -22,9 +27,10 @@ def attempt_failed(
 
     The traceback the SDK reported is folded into the same line (newlines
     written as ``\\n``) so that one grep finds the run, the step and the cause
-    together; the full error also stays on the run and its step record.
+    together; the full error also stays on the run and its step record. A
+    deliberate refusal (``DELIBERATE``) is logged without it.
     """
-    stack = error.get("stack")
+    stack = None if error.get("name") in DELIBERATE else error.get("stack")
     folded = str(stack).strip().replace("\n", "\\n") if stack else "-"
     logger.warning(
         "attempt failed: run=%s function=%s step=%s attempt=%d/%d "

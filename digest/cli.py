@@ -71,6 +71,21 @@ def _refuse_bad_profile(service: Service) -> None:
         raise typer.Exit(2)
 
 
+def _refuse_busy_port(host: str, port: int, flag: str = "--port") -> None:
+    """Stop with one line if `port` on `host` cannot be listened on: uvicorn
+    would only say so with an errno, after starting everything else."""
+    from digest.stack import StackError, require_free_port
+
+    try:
+        require_free_port(port, host)
+    except StackError as exc:
+        typer.echo(
+            f"{exc}; stop what holds it or choose another port with {flag}",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def demo(
     file: Annotated[
@@ -104,6 +119,7 @@ def serve(
 ) -> None:
     """Run the backend alone, as production does."""
     _refuse_bad_profile("api")
+    _refuse_busy_port(host, port)
     logs.configure(verbose)
     uvicorn.run(
         "backend.app:create_app",
@@ -127,6 +143,7 @@ def functions_serve(
     executor with this service's /api/inngest.
     """
     _refuse_bad_profile("functions")
+    _refuse_busy_port(host, port)
     logs.configure(verbose)
     uvicorn.run(
         "functions.app:app",
@@ -151,6 +168,8 @@ def dev(
     from digest import stack
 
     _refuse_bad_profile("dev")
+    # Before the executor and the tunnel start, which would be left behind.
+    _refuse_busy_port(stack.LOOPBACK, port)
     logs.configure(verbose)
     settings = get_settings()
     public_url = f"http://127.0.0.1:{port}"

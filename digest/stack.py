@@ -6,13 +6,16 @@ of them run the stack exactly the same way: real processes, real HTTP.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -33,23 +36,29 @@ def free_port() -> int:
         return port
 
 
-def require_free_port(port: int) -> None:
-    """StackError unless `port` on loopback can be listened on now.
+def require_free_port(port: int, host: str = LOOPBACK) -> None:
+    """StackError unless `port` on `host` can be listened on now.
 
     A service that cannot bind exits, but a process already on the port
     answers in its place; without this, a caller waiting for an answer
     would take that other process for its own.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    # The family uvicorn binds with for the same host.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         # As the server itself binds: connections of a stopped server that
         # linger in TIME_WAIT do not count, a listening socket does.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StackError(
+                    f"port {port} on {host} is already in use (by a service "
+                    "left from an earlier run?)"
+                ) from None
             raise StackError(
-                f"port {port} on {LOOPBACK} is already in use (by a service "
-                "left from an earlier run?)"
+                f"cannot listen on port {port} on {host}: {exc.strerror or exc}"
             ) from None
 
 
@@ -129,6 +138,43 @@ class Service:
             self.process.wait(timeout=10)
 
 
+# prctl(2) option: the signal a child gets when the thread that forked it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that has the child sent SIGTERM when this process dies,
+    however it dies (SIGKILL included): None where that cannot be had.
+
+    Linux only. The kernel sends the signal when the *thread* that forked
+    the child ends, not the process, so it is only asked for from the main
+    thread: a child started from a short-lived thread would be stopped
+    with it. Everything the child runs is resolved here, in the parent: the
+    child of a fork in a threaded process must take no lock (no import, no
+    logging) before it execs.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    sigterm = int(signal.SIGTERM)
+    getppid, exit_now = os.getppid, os._exit
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
+        # The parent may have died between fork and prctl: nobody would
+        # signal this child then.
+        if getppid() != parent:
+            exit_now(1)
+
+    return preexec
+
+
 def _spawn(
     name: str,
     args: list[str],
@@ -147,6 +193,9 @@ def _spawn(
         stdin=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
         cwd=cwd,
+        # No service outlives the process that started it (`digest dev`
+        # killed with SIGKILL, a test run cut short).
+        preexec_fn=_die_with_parent(),
     )
     return Service(name=name, url=url, process=process, log_path=log_path, _log=log)
 

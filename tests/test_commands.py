@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -109,3 +111,69 @@ def test_dev_refuses_an_executor_port_already_served(tmp_path: Path) -> None:
         assert "Traceback" not in output
     finally:
         other.stop()
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie left unreaped is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+def test_dev_killed_takes_its_executor_with_it(tmp_path: Path) -> None:
+    port, executor_port = stack.free_port(), stack.free_port()
+    args = ["dev", "--port", str(port), "--executor-port", str(executor_port)]
+    executor_pid = None
+    try:
+        with _started(args, tmp_path) as process:
+            _wait_for(f"http://127.0.0.1:{executor_port}/health", process)
+            log = (tmp_path / "home" / "executor.log").read_text()
+            found = re.search(r"Started server process \[(\d+)\]", log)
+            assert found, log
+            executor_pid = int(found.group(1))
+            assert _running(executor_pid)
+            # As the OOM killer or `kill -9` would: no handler runs.
+            process.kill()
+            process.wait(timeout=10)
+            deadline = time.monotonic() + 15
+            while _running(executor_pid):
+                assert time.monotonic() < deadline, "the executor outlived digest dev"
+                time.sleep(0.1)
+        assert not stack.answers(f"http://127.0.0.1:{executor_port}/health")
+    finally:
+        if executor_pid is not None and _running(executor_pid):
+            cmdline = Path(f"/proc/{executor_pid}/cmdline").read_bytes()
+            if b"devserver" in cmdline:
+                os.kill(executor_pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _held_port() -> Iterator[int]:
+    """A port on loopback that something else listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", ["serve", "dev"])
+def test_a_busy_backend_port_is_refused_in_one_line(
+    tmp_path: Path, command: str
+) -> None:
+    executor_port = stack.free_port()
+    with _held_port() as port:
+        args = [command, "--port", str(port)]
+        if command == "dev":
+            args += ["--executor-port", str(executor_port)]
+        with _started(args, tmp_path) as process:
+            assert process.wait(timeout=60) == 2
+    output = (tmp_path / "out.log").read_text()
+    assert output.strip().splitlines() == [
+        f"port {port} on 127.0.0.1 is already in use (by a service left from "
+        "an earlier run?); stop what holds it or choose another port with --port"
+    ]
+    # dev refused before it started its executor.
+    assert not stack.answers(f"http://127.0.0.1:{executor_port}/health")

@@ -111,6 +111,27 @@ def test_non_retriable_error_fails_at_once(shared_stack: Stack, key: NewKey) -> 
     assert shared_stack.runs_of(k, "refuse") == 1
 
 
+def test_a_refusal_is_one_log_line_without_a_traceback(
+    shared_stack: Stack, key: NewKey
+) -> None:
+    # NonRetriableError is the app refusing on purpose (Digest's functions
+    # raise it when a model answers 401): its message says why; the SDK's
+    # traceback stays on the run, out of the executor's log.
+    event_id = send_event(shared_stack.url, "test/fatal", {"key": key()})
+    run = wait_for_run(shared_stack.url, event_id)
+    assert run["status"] == "Failed"
+    assert "Traceback" in run["output"]["stack"]
+    lines = [
+        line
+        for line in shared_stack.executor.log().splitlines()
+        if run["run_id"] in line and "WARNING" in line
+    ]
+    (attempt,) = [line for line in lines if "attempt failed" in line]
+    assert "error=NonRetriableError message='no point in retrying'" in attempt
+    assert attempt.endswith("traceback=-"), attempt
+    assert not any("Traceback" in line for line in lines), lines
+
+
 def test_sleep_resumes_after_the_wake_time(shared_stack: Stack, key: NewKey) -> None:
     k = key()
     event_id = send_event(shared_stack.url, "test/sleeper", {"key": k, "seconds": 1})
