@@ -3,6 +3,7 @@
 ApiError                     every answer is {"error": {"code", "message"}}
  ├── InvalidJson              400 the body is not JSON
  ├── InvalidHeader            400 a header holds a value that cannot be used
+ ├── IncompleteBody           400 the body ended before its Content-Length
  ├── Unauthorized             401 no bearer token, or one that is expired or forged
  ├── UnsupportedMediaType     415 the body is not application/json
  ├── PayloadTooLarge          413 the body or the text is over the limit
@@ -47,6 +48,10 @@ class InvalidJson(ApiError):
 
 class InvalidHeader(ApiError):
     code = "invalid_header"
+
+
+class IncompleteBody(ApiError):
+    code = "incomplete_body"
 
 
 class Unauthorized(ApiError):

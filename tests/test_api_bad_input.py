@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -283,3 +285,189 @@ def test_dev_token_route_refuses_control_characters(
     )
     assert answer.status_code == 422, answer.text
     assert "control characters" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "code", "names"),
+    [
+        pytest.param(b"", "application/json", 400, "invalid_json", "empty", id="empty"),
+        pytest.param(
+            b"  \n", "application/json", 400, "invalid_json", "empty", id="blank"
+        ),
+        pytest.param(
+            b"[]", "application/json", 400, "invalid_json", "an array", id="list"
+        ),
+        pytest.param(
+            b"null", "application/json", 400, "invalid_json", "null", id="null"
+        ),
+        pytest.param(
+            b'"dana"', "application/json", 400, "invalid_json", "a string", id="string"
+        ),
+        pytest.param(
+            b'{"sub": "dana"}',
+            "text/plain",
+            415,
+            "unsupported_media_type",
+            "'text/plain'",
+            id="text-plain",
+        ),
+        pytest.param(
+            b"sub=dana",
+            "application/x-www-form-urlencoded",
+            415,
+            "unsupported_media_type",
+            "application/json",
+            id="form",
+        ),
+        pytest.param(
+            b"", None, 415, "unsupported_media_type", "no Content-Type", id="bare-post"
+        ),
+    ],
+)
+def test_dev_token_body_that_is_not_a_json_object_is_refused_as_elsewhere(
+    lone_backend: stack.Service,
+    content: bytes,
+    content_type: str | None,
+    status: int,
+    code: str,
+    names: str,
+) -> None:
+    # As on POST /api/summaries: not JSON (or empty: 'sub' has no default)
+    # is a 400, a body not sent as JSON a 415; only a bad field is a 422.
+    headers = {"content-type": content_type} if content_type else {}
+    answer = httpx.post(
+        f"{lone_backend.url}/api/dev/token",
+        content=content,
+        headers=headers,
+        timeout=10,
+    )
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == code
+    assert names in error["message"]
+    # Each says what to send instead.
+    assert '{"sub": "local-user"}' in error["message"] or (
+        "Content-Type: application/json" in error["message"]
+    )
+
+
+def test_dev_token_body_is_still_documented(lone_backend: stack.Service) -> None:
+    document = httpx.get(f"{lone_backend.url}/openapi.json", timeout=10).json()
+    operation = document["paths"]["/api/dev/token"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["sub"]
+    assert schema["additionalProperties"] is False
+    assert {"400", "415", "422"} <= set(operation["responses"])
+
+
+def _raw_post(
+    backend: stack.Service,
+    *,
+    content_length: str,
+    body: bytes,
+    content_type: str = "application/json",
+    close_after_body: bool = False,
+) -> bytes:
+    """POST /api/summaries over a plain socket, with whatever Content-Length
+    is asked for: every HTTP client corrects a false one."""
+    address = urlsplit(backend.url)
+    head = (
+        "POST /api/summaries HTTP/1.1\r\n"
+        f"Host: {address.netloc}\r\n"
+        f"Authorization: {_auth(backend)['Authorization']}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {content_length}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection((address.hostname, address.port), timeout=20) as sock:
+        sock.sendall(head + body)
+        if close_after_body:
+            sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def _status_and_json(answer: bytes) -> tuple[int, dict[str, object]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    found: dict[str, object] = json.loads(body)
+    return status, found
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "multipart/form-data; boundary=x"],
+    ids=["json", "upload"],
+)
+def test_content_length_over_the_limit_is_named_as_the_header(
+    lone_backend: stack.Service, content_type: str
+) -> None:
+    # The header alone is over the cap: the body is not read, so the answer
+    # cannot know whether the header is false, and says both ways out.
+    before = _job_count(lone_backend)
+    status, found = _status_and_json(
+        _raw_post(
+            lone_backend,
+            content_length="99999999",
+            body=b'{"text": "Only a few bytes."}',
+            content_type=content_type,
+        )
+    )
+    assert status == 413
+    error = found["error"]
+    assert isinstance(error, dict)
+    assert error["code"] == "payload_too_large"
+    assert error["message"].startswith(
+        "the Content-Length header declares 99999999 bytes"
+    )
+    assert "send a Content-Length that matches it" in error["message"]
+    assert error["limit_bytes"] == 2_000_000
+    assert _job_count(lone_backend) == before
+
+
+def test_body_shorter_than_its_content_length_is_no_server_error(
+    lone_backend: stack.Service,
+) -> None:
+    # The client sends fewer bytes than it declared, then closes its side:
+    # the server can only see the body end early. The answer cannot reach
+    # a closed connection; the log says what was wrong, with no traceback.
+    log_path = lone_backend.log_path
+    seen = log_path.stat().st_size
+    before = _job_count(lone_backend)
+    body = b'{"text": "A body shorter than its header says."}'
+    _raw_post(
+        lone_backend,
+        content_length=str(len(body) + 50),
+        body=body,
+        close_after_body=True,
+    )
+    expected = (
+        f"the body ended after {len(body)} bytes, short of the {len(body) + 50} "
+        "bytes its Content-Length header declares"
+    )
+
+    def logged() -> str:
+        with log_path.open("rb") as log:
+            log.seek(seen)
+            return log.read().decode(errors="replace")
+
+    deadline = time.monotonic() + 10
+    while expected not in logged() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    text = logged()
+    assert expected in text, text
+    assert "Traceback" not in text
+    assert "unexpected error" not in text
+    assert _job_count(lone_backend) == before
+
+
+def test_content_length_that_is_not_a_number_is_a_400(
+    lone_backend: stack.Service,
+) -> None:
+    # uvicorn refuses the request before the app sees it (with its own
+    # plain-text 400, not the API's JSON): never a 413 about the text.
+    for declared in ["abc", "1e3", "-5", "36, 36"]:
+        answer = _raw_post(lone_backend, content_length=declared, body=b"{}")
+        assert answer.startswith(b"HTTP/1.1 400 "), (declared, answer[:200])

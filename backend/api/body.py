@@ -1,55 +1,149 @@
-"""Reading a JSON request body with a size cap, before any parsing."""
+"""Reading a request body with a size cap, before any parsing."""
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from backend.errors import (
+    IncompleteBody,
     InvalidJson,
     InvalidRequest,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
 
+log = logging.getLogger("digest.backend.api")
+
 # JSON escapes can make a body up to six times larger than the text it
 # carries (\uXXXX); anything beyond that cannot be a valid request.
 ESCAPE_ALLOWANCE = 6
 ENVELOPE_BYTES = 64 * 1024
+SUMMARY_EXAMPLE = '{"text": "...", "max_sentences": 5}'
+
+
+def declared_length(request: Request) -> int | None:
+    """The body's size as its Content-Length header gives it, if it does.
+
+    The HTTP server refuses a header that is not a whole number before the
+    app sees the request; the check here only keeps int() from ever failing.
+    """
+    declared = request.headers.get("content-length", "").strip()
+    if declared.isascii() and declared.isdigit():
+        return int(declared)
+    return None
+
+
+async def read_capped(
+    request: Request, *, cap: int, too_large: Callable[[], PayloadTooLarge]
+) -> bytes:
+    """The whole body, refused with `too_large()` once it is over `cap` bytes
+    (at once if its Content-Length says it will be)."""
+    declared = declared_length(request)
+    if declared is not None and declared > cap:
+        refused = too_large()
+        # Nothing was read: the header alone is over the cap. It may be true
+        # (a document that is too large) or false (a body that is smaller).
+        raise PayloadTooLarge(
+            f"the Content-Length header declares {declared} bytes, more than "
+            f"the {cap} bytes a request here may have, so the body was not "
+            f"read: {refused.message}; or, if the body is smaller than that "
+            "header says, send a Content-Length that matches it",
+            **refused.details,
+        )
+    raw = bytearray()
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > cap:
+                raise too_large()
+    except ClientDisconnect:
+        raise _incomplete(request, declared, len(raw)) from None
+    return bytes(raw)
+
+
+def _incomplete(
+    request: Request, declared: int | None, received: int
+) -> IncompleteBody:
+    """The client closed the connection before the body was all there: the
+    answer may never reach it, but the log says what happened, not a 500."""
+    if declared is not None:
+        message = (
+            f"the body ended after {received} bytes, short of the {declared} "
+            "bytes its Content-Length header declares; send a Content-Length "
+            "that matches the body"
+        )
+    else:
+        message = (
+            f"the connection closed after {received} bytes of the body, before "
+            "its end; send the whole body"
+        )
+    log.info("%s %s refused: %s", request.method, request.url.path, message)
+    return IncompleteBody(message)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip()
 
 
 async def read_json_object(request: Request, *, max_text_bytes: int) -> dict[str, Any]:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip()
+    """A summary request's JSON object, its `text` at most `max_text_bytes`."""
+    return await _json_object(
+        request,
+        what="document",
+        example=SUMMARY_EXAMPLE,
+        cap=max_text_bytes * ESCAPE_ALLOWANCE + ENVELOPE_BYTES,
+        too_large=lambda: _too_large(max_text_bytes),
+    )
+
+
+async def read_small_json_object(request: Request, *, example: str) -> dict[str, Any]:
+    """A JSON object of a few fields, such as `example`, at most 64 KiB."""
+
+    def too_large() -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"the body may hold at most {ENVELOPE_BYTES} bytes; send an object "
+            f"such as {example}",
+            limit_bytes=ENVELOPE_BYTES,
+        )
+
+    return await _json_object(
+        request, what="body", example=example, cap=ENVELOPE_BYTES, too_large=too_large
+    )
+
+
+async def _json_object(
+    request: Request,
+    *,
+    what: str,
+    example: str,
+    cap: int,
+    too_large: Callable[[], PayloadTooLarge],
+) -> dict[str, Any]:
+    media_type = _media_type(request)
     if media_type.lower() != "application/json":
         given = f"'{media_type}'" if media_type else "no Content-Type header"
         raise UnsupportedMediaType(
-            "send the document as JSON with 'Content-Type: application/json' "
+            f"send the {what} as JSON with 'Content-Type: application/json' "
             f"(the request had {given})"
         )
-
-    cap = max_text_bytes * ESCAPE_ALLOWANCE + ENVELOPE_BYTES
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise _too_large(max_text_bytes)
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > cap:
-            raise _too_large(max_text_bytes)
-
+    raw = await read_capped(request, cap=cap, too_large=too_large)
+    if not raw.strip():
+        raise InvalidJson(f"the body is empty; send a JSON object such as {example}")
     try:
         value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidJson(
-            f"the body is not valid JSON ({exc}); send an object such as "
-            '{"text": "...", "max_sentences": 5}'
+            f"the body is not valid JSON ({exc}); send an object such as {example}"
         ) from None
     if not isinstance(value, dict):
         raise InvalidJson(
-            'the body must be a JSON object such as {"text": "..."}, '
-            f"not {_json_kind(value)}"
+            f"the body must be a JSON object such as {example}, not {_json_kind(value)}"
         )
     return value
 

@@ -62,7 +62,7 @@ ERROR_DESCRIPTIONS = {
     401: "No bearer token, or one that is expired or forged",
     404: "No such job (or not yours)",
     409: "The job has already ended",
-    413: "The text or the file is over the size limit",
+    413: "The body, the text or the file is over the size limit",
     415: "The body or the file is of a type that is not accepted",
     422: "A field is missing, unknown or out of range",
 }

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Message
 
+from backend.api.body import read_capped
 from backend.errors import (
     ApiError,
     InvalidRequest,
@@ -41,7 +42,11 @@ async def read_upload(
 ) -> tuple[dict[str, Any], bool]:
     """The upload's fields as a summary request (`text` holds the file's
     text), and whether that text is HTML."""
-    raw = await _read_capped(request, max_bytes)
+    raw = await read_capped(
+        request,
+        cap=max_bytes + ENVELOPE_BYTES,
+        too_large=lambda: _too_large(max_bytes),
+    )
 
     async def replay() -> Message:
         return {"type": "http.request", "body": raw, "more_body": False}
@@ -112,19 +117,6 @@ def _whole_number(value: str) -> int:
             f"'max_sentences' must be a whole number from 1 to 50, not {value[:20]!r}"
         )
     return int(value.strip())
-
-
-async def _read_capped(request: Request, max_bytes: int) -> bytes:
-    cap = max_bytes + ENVELOPE_BYTES
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise _too_large(max_bytes)
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > cap:
-            raise _too_large(max_bytes)
-    return bytes(raw)
 
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:

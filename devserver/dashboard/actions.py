@@ -34,6 +34,31 @@ def _existing_run(runtime: Runtime, run_id: str) -> Run:
     return found
 
 
+def json_kind(value: object) -> str:
+    """What a JSON value is, for a message: "an array", "a number"..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "an object"
+    return "an array"
+
+
+def data_not_an_object(value: object) -> ActionError:
+    """The refusal of event data that is JSON, but not an object."""
+    return ActionError(
+        400,
+        "invalid_event",
+        'the data must be a JSON object such as {"key": "value"}, '
+        f"not {json_kind(value)}",
+    )
+
+
 def send_event(runtime: Runtime, name: str, data: str) -> str:
     """Store an event from the form (``data`` is JSON text); its internal id."""
     try:
@@ -42,6 +67,8 @@ def send_event(runtime: Runtime, name: str, data: str) -> str:
         raise ActionError(
             400, "invalid_json", f"the data is not valid JSON: {exc}"
         ) from None
+    if parsed is not None and not isinstance(parsed, dict):
+        raise data_not_an_object(parsed)
     internal_id = ev.internal_ids(1, None)[0]
     try:
         accepted = ev.normalise({"name": name, "data": parsed}, internal_id, now_ms())

@@ -25,6 +25,7 @@ from devserver.dashboard.params import ParamError, event_filter, run_filter
 from devserver.runtime import Runtime
 
 Handler = Callable[[Request], Awaitable[Response]]
+EXAMPLE_NAME = '"app/user.created"'
 Filter = TypeVar("Filter")
 
 
@@ -127,12 +128,24 @@ async def send_event(request: Request) -> Response:
         fields = await _fields(request)
         name = fields.get("name")
         payload = fields.get("data")
+        if name is None:
+            raise ActionError(
+                400,
+                "invalid_event",
+                f"name is required: send the event's name, such as {EXAMPLE_NAME}",
+            )
         if not isinstance(name, str):
-            raise ActionError(400, "invalid_event", "name is required")
+            raise ActionError(
+                400,
+                "invalid_event",
+                f"name must be a string such as {EXAMPLE_NAME}, "
+                f"not {actions.json_kind(name)}",
+            )
         if payload is None or isinstance(payload, dict):
             payload = json.dumps(payload or {})
         elif not isinstance(payload, str):
-            raise ActionError(400, "invalid_event", "data must be a JSON object")
+            # JSON text in a string is read by actions.send_event.
+            raise actions.data_not_an_object(payload)
         event_id = actions.send_event(_runtime(request), name, payload)
     except ActionError as exc:
         if _is_form(request):

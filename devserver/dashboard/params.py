@@ -44,8 +44,24 @@ class EventFilter:
     limit: int
 
 
+def _single(params: QueryParams, name: str) -> str:
+    """The one value of ``name`` ("" if absent); refused if given more than once.
+
+    The filters take one value each (the page's controls offer one), so a
+    repeated parameter is refused rather than silently read as its last.
+    """
+    values = params.getlist(name)
+    if len(values) > 1:
+        shown = ", ".join(repr(v[:40]) for v in values[:5])
+        raise ParamError(
+            f"{name} is given {len(values)} times ({shown}); give it once, "
+            "as the list filters by one value at a time"
+        )
+    return values[0] if values else ""
+
+
 def _limit(params: QueryParams) -> int:
-    raw = params.get("limit") or str(DEFAULT_LIMIT)
+    raw = _single(params, "limit") or str(DEFAULT_LIMIT)
     try:
         limit = int(raw)
     except ValueError:
@@ -61,7 +77,7 @@ def _text(params: QueryParams, name: str) -> str:
     SQLite's LIKE stops reading a pattern at NUL, so ``%00`` would match
     every row instead of the rows containing it.
     """
-    value = (params.get(name) or "").strip()
+    value = _single(params, name).strip()
     if "\x00" in value:
         raise ParamError(f"{name} must not contain NUL characters")
     if len(value) > MAX_TEXT:
@@ -72,10 +88,10 @@ def _text(params: QueryParams, name: str) -> str:
 
 
 def run_filter(params: QueryParams) -> RunFilter:
-    status = params.get("status") or ""
+    status = _single(params, "status")
     if status and status not in STATUSES:
         raise ParamError(f"status must be one of {', '.join(STATUSES)}")
-    within = (params.get("within") or "").strip()
+    within = _single(params, "within").strip()
     within_ms = None
     if within:
         try:

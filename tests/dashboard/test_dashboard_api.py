@@ -70,6 +70,13 @@ def test_runs_list_filters_by_function_status_and_time(stack: Stack) -> None:
         ("within=soon", "within must be a duration"),
         ("limit=0", "limit must be between"),
         ("limit=many", "limit must be a whole number"),
+        # One value each, as the filter's controls offer: a repeat is refused
+        # rather than read as its last value.
+        ("status=Failed&status=Completed", "status is given 2 times"),
+        ("status=Failed&status=", "status is given 2 times"),
+        ("function=a&function=b", "function is given 2 times"),
+        ("within=1h&within=7d", "within is given 2 times"),
+        ("limit=1&limit=2", "limit is given 2 times"),
     ],
 )
 def test_bad_run_filters_are_refused_clearly(
@@ -82,6 +89,18 @@ def test_bad_run_filters_are_refused_clearly(
     shown = page(stack, f"/?{query}")
     assert shown.status_code == 400
     assert message in shown.text
+
+
+@pytest.mark.parametrize("query", ["name=a&name=b", "q=a&q=b", "limit=1&limit=5"])
+def test_repeated_event_filters_are_refused(stack: Stack, query: str) -> None:
+    answer = httpx.get(f"{stack.url}/dashboard/api/events?{query}", timeout=30)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "invalid_parameter"
+    name = query.split("=", 1)[0]
+    assert f"{name} is given 2 times" in answer.json()["error"]["message"]
+    shown = page(stack, f"/events?{query}")
+    assert shown.status_code == 400
+    assert f"{name} is given 2 times" in shown.text
 
 
 @pytest.mark.parametrize("run_id", ["01ARZ3NDEKTSV4RRFFQ69G5FAV", "not-a-run"])
@@ -231,6 +250,26 @@ def test_send_event_endpoint(stack: Stack) -> None:
         ({"name": "inngest/x", "data": {}}, "invalid_event", "reserved"),
         ({"data": {}}, "invalid_event", "name is required"),
         ({"name": "", "data": {}}, "invalid_event", "name is required"),
+        # JSON, but not an object: said so, with what was sent instead.
+        (
+            {"name": "dash/x", "data": [1, 2]},
+            "invalid_event",
+            'data must be a JSON object such as {"key": "value"}, not an array',
+        ),
+        ({"name": "dash/x", "data": 5}, "invalid_event", "JSON object such as"),
+        ({"name": "dash/x", "data": True}, "invalid_event", "not a boolean"),
+        ({"name": "dash/x", "data": "[1, 2]"}, "invalid_event", "not an array"),
+        ({"name": "dash/x", "data": "5"}, "invalid_event", "not a number"),
+        ({"name": "dash/x", "data": '"text"'}, "invalid_event", "not a string"),
+        # A name that is there but is not a string is not a missing name.
+        (
+            {"name": 5, "data": {}},
+            "invalid_event",
+            'name must be a string such as "app/user.created", not a number',
+        ),
+        ({"name": ["dash/x"], "data": {}}, "invalid_event", "not an array"),
+        ({"name": {"a": 1}, "data": {}}, "invalid_event", "name must be a string"),
+        ({"name": False, "data": {}}, "invalid_event", "not a boolean"),
     ],
 )
 def test_bad_events_are_refused_and_store_nothing(
@@ -254,6 +293,16 @@ def test_a_refused_form_shows_the_reason_and_keeps_the_draft(stack: Stack) -> No
     assert "the data is not valid JSON" in answer.text
     assert "dash/typo" in answer.text
     assert "{&#34;broken&#34;: &lt;b&gt;" in answer.text
+
+
+def test_a_form_whose_data_is_not_an_object_says_so(stack: Stack) -> None:
+    answer = post(
+        stack, "/dashboard/api/events", data={"name": "dash/typo", "data": "[1, 2]"}
+    )
+    assert answer.status_code == 400
+    assert "the data must be a JSON object such as" in answer.text
+    assert "not an array" in answer.text
+    assert "not valid JSON" not in answer.text
 
 
 def test_form_actions_redirect_to_their_page(stack: Stack) -> None:
