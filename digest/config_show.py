@@ -3,11 +3,12 @@
 A value's source is the first that has it, in the order the settings are
 read: the process environment, `.env.{APP_ENV}.local`, `.env.{APP_ENV}`,
 else the default in `digest/settings.py`. Secrets are shown as
-fingerprints, a database URL without its password.
+fingerprints, URLs with their credentials masked (`without_password`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -96,12 +97,13 @@ def _shown(name: str, value: object) -> str:
 
 
 def _without_password(url: str) -> str:
-    try:
-        return shown_url(url)
-    except ArgumentError:
-        # Not a URL SQLAlchemy can parse: shown as is, since it then holds
-        # no password SQLAlchemy would have used either.
-        return url
+    # Hidden as SQLAlchemy reads the URL (the password the driver would
+    # send), then as every other URL setting is (a password SQLAlchemy
+    # splits differently, a secret in another query parameter); a URL
+    # SQLAlchemy cannot parse is masked that second way only.
+    with contextlib.suppress(ArgumentError, ValueError):
+        url = shown_url(url)
+    return without_password(url)
 
 
 def show(

@@ -20,7 +20,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, quote, unquote_plus, urlsplit
 
 from devserver.signing import bearer_token, check_signing_key
 from devserver.signing import fingerprint as signing_key_fingerprint
@@ -103,12 +103,79 @@ def problems(settings: Settings, service: Service = "api") -> list[Problem]:
                 "use APP_ENV=dev, or `digest serve` in prod",
             )
         )
+    found += _url_problems(settings)
     found += _inngest_problems(settings, sends_events=service != "functions")
     found += _signing_key_problems(settings, required=functions)
     if functions:
         found += _llm_problems(settings)
     found += _service_problems(settings, api=service != "functions")
     return found
+
+
+def _url_problems(settings: Settings) -> list[Problem]:
+    """DATABASE_URL and INNGEST_BASE_URL as every service uses them: a value
+    neither the job store nor the Inngest client can use stops them all."""
+    found = []
+    database = _database_url_problem(settings.database_url)
+    if database:
+        found.append(Problem("DATABASE_URL", database))
+    base_url = (settings.inngest_base_url or "").strip()
+    if base_url and not _is_http_url(base_url):
+        found.append(
+            Problem(
+                "INNGEST_BASE_URL",
+                f"is {without_password(base_url)!r}, not an http(s) URL with a "
+                "host; set the executor's origin (e.g. http://127.0.0.1:8288 "
+                "or https://inngest.example.com), or unset it for Inngest Cloud",
+            )
+        )
+    elif base_url and _AUTHORITY_END.search(_split_userinfo(base_url)[1] or ""):
+        # HTTP clients end the host at the first of them: the password
+        # would be read as a port, or sent to a host named by its start.
+        found.append(
+            Problem(
+                "INNGEST_BASE_URL",
+                "has '#', '?' or '/' in its user name or password, which "
+                "HTTP clients read as the end of the host; write them "
+                "percent-encoded (%23, %3F, %2F)",
+            )
+        )
+    return found
+
+
+def _database_url_problem(url: str) -> str | None:
+    """What keeps the job store's engine from using DATABASE_URL, if
+    anything: the URL read as `backend.store.create_engine` reads it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from backend.store.engine import UnsupportedDatabase, database_url
+
+    shown = without_password(url)
+    use = (
+        "set sqlite+aiosqlite:///path/to/digest.db or "
+        "postgresql+asyncpg://user@host:5432/digest (postgresql:// and "
+        "postgres:// are read as asyncpg too)"
+    )
+    try:
+        parsed = database_url(url)
+    except UnsupportedDatabase:
+        try:
+            make_url(url)
+        except (ArgumentError, ValueError):
+            return f"is {shown!r}, not a database URL; {use}"
+        return f"is {shown!r}, a database or driver Digest cannot use; {use}"
+    except ValueError:
+        # SQLAlchemy reads the port as a number when the URL is used.
+        return f"is {shown!r}, whose port is not a number; {use}"
+    driver = parsed.get_driver_name()
+    if parsed.get_backend_name() == "sqlite" and driver != "aiosqlite":
+        # sqlite:// is the blocking driver, which the async engine refuses.
+        return (
+            f"is {shown!r}, whose SQLite driver ({driver}) "
+            f"cannot run the async job store; {use}"
+        )
+    return None
 
 
 def runs_functions(settings: Settings, service: Service) -> bool:
@@ -189,7 +256,7 @@ def _llm_problems(settings: Settings) -> list[Problem]:
                 "host; set the endpoint's base URL, e.g. https://api.openai.com/v1",
             ),
         )
-    elif base_url and "@" in (urlsplit(base_url.strip()).netloc):
+    elif base_url and _split_userinfo(base_url.strip())[1] is not None:
         # httpx would send the user part as Basic auth in place of the key,
         # and the URL is shown in errors and logs wherever a call fails.
         found.insert(
@@ -381,7 +448,7 @@ def _public_url_problems(settings: Settings) -> list[Problem]:
             )
         ]
     # urlsplit lowers the scheme: HTTPS://… is https too.
-    https = _is_http_url(url) and urlsplit(url.strip()).scheme == "https"
+    https = _is_http_url(url) and _url_parts(url.strip()).scheme == "https"
     if https:
         return []
     shown = "https without a host" if url.lower().startswith("https:") else "not https"
@@ -395,23 +462,140 @@ def _public_url_problems(settings: Settings) -> list[Problem]:
 
 
 def without_password(url: str) -> str:
-    """The URL with the password of its user part, if any, shown as ***."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if password is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    name = user.split(":", 1)[0]
-    return parts._replace(netloc=f"{name}:***@{host}").geturl()
+    """The URL as logs, `digest doctor` and `digest config show` show it:
+    every credential in it replaced by ***.
+
+    That is the password of its user part; in an http(s) URL, a user name
+    without a password too (`https://sk-…@host`: a key sent as Basic auth),
+    while a user name beside a password, or a database's role, is shown; and
+    the value of every query or fragment parameter whose name says it is a
+    secret (`?password=`, `api_key=`, `access_token=`, `sslpassword=`…). A
+    password with '#', '?', '/' or '@' in it, which URL parsers take for the
+    end of the user part, is found as well (`_split_userinfo`).
+    """
+    prefix, userinfo, rest = _split_userinfo(url)
+    rest = _without_secret_params(rest)
+    if userinfo is None:
+        return prefix + rest
+    user, colon, password = userinfo.partition(":")
+    if password:
+        userinfo = f"{user}:***"
+    elif prefix.strip().lower() in ("http://", "https://"):
+        userinfo = "***" + colon
+    return f"{prefix}{userinfo}@{rest}"
+
+
+# A URL's scheme and `//` (after any blanks, which parsers skip), then the
+# rest; a URL without `//` has no user part.
+_AUTHORITY = re.compile(r"(\s*[A-Za-z][A-Za-z0-9+.\-]*://)(.*)", re.DOTALL)
+# What ends the host part for urllib (and the WHATWG parser httpx follows).
+_AUTHORITY_END = re.compile(r"[/?#]")
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None, str]:
+    """`url` as (scheme and `//`, the user part or None, what follows its @).
+
+    urllib ends the host part at the first '/', '?' or '#', so in
+    `https://user:pa#ss@host/v1` it sees host `user` and no password, and
+    the secret ends up in the fragment. Here the user part runs to the last
+    '@' whenever what comes before it starts as `name:` (a name with none of
+    those characters): a password is what holds them, and an '@' later in a
+    base URL's path or query is rarer than one in a password. Reading too
+    much as the user part hides more than needed, never a secret.
+    """
+    match = _AUTHORITY.fullmatch(url)
+    if match is None:
+        return "", None, url
+    prefix, rest = match.groups()
+    at = rest.rfind("@")
+    if at < 0:
+        return prefix, None, rest
+    userinfo = rest[:at]
+    end = _AUTHORITY_END.search(userinfo)
+    if end is not None and ":" not in userinfo[: end.start()]:
+        # `host/path@x`: no user part before the path, unless an '@' comes
+        # before the path too (`user@host/path@x`).
+        at = rest.rfind("@", 0, end.start())
+        if at < 0:
+            return prefix, None, rest
+        userinfo = rest[:at]
+    return prefix, userinfo, rest[at + 1 :]
+
+
+def _url_parts(url: str) -> SplitResult:
+    """urlsplit of `url`, its user part quoted first so that a '#', '?',
+    '/' or '@' in a password does not move the host (ValueError if the URL
+    cannot be read, as urlsplit raises)."""
+    prefix, userinfo, rest = _split_userinfo(url)
+    if userinfo is not None:
+        quoted = quote(userinfo, safe="%:!$&'()*+,;=-._~")
+        url = f"{prefix}{quoted}@{rest}"
+    return urlsplit(url)
+
+
+# Parameter names that say their value is a secret, word by word
+# (`api_key`, `X-Api-Key`, `client.secret`) or at the end of a name run
+# together (`apikey`, `accesstoken`, `sslpassword`).
+_SECRET_WORDS = frozenset(
+    {
+        "auth",
+        "authorization",
+        "credential",
+        "credentials",
+        "pass",
+        "passphrase",
+        "passwd",
+        "password",
+        "pwd",
+        "secret",
+        "sig",
+        "signature",
+        "token",
+        "key",
+    }
+)
+_SECRET_ENDINGS = ("key", "password", "passwd", "pwd", "secret", "token", "signature")
+
+
+def _is_secret_param(name: str) -> bool:
+    """Whether a query parameter by this name holds a secret."""
+    words = [word for word in re.split(r"[^a-z0-9]+", name.lower()) if word]
+    return any(word in _SECRET_WORDS for word in words) or "".join(words).endswith(
+        _SECRET_ENDINGS
+    )
+
+
+def _without_secret_params(rest: str) -> str:
+    """The part of a URL after its user part, with the values of secret
+    query and fragment parameters shown as *** (the rest as typed)."""
+    before, hash_, fragment = rest.partition("#")
+    path, question, query = before.partition("?")
+    if question:
+        path += question + _masked_params(query)
+    if hash_:
+        path += hash_ + _masked_params(fragment)
+    return path
+
+
+def _masked_params(params: str) -> str:
+    shown = []
+    for param in params.split("&"):
+        name, equals, value = param.partition("=")
+        if equals and value and _is_secret_param(unquote_plus(name)):
+            value = "***"
+        shown.append(name + equals + value)
+    return "&".join(shown)
 
 
 def _is_http_url(url: str) -> bool:
     try:
-        parts = urlsplit(url.strip())
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts = _url_parts(url.strip())
+        # .port raises ValueError for a port that is not a number.
+        return (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and (parts.port is None or parts.port > 0)
+        )
     except ValueError:
         return False
 

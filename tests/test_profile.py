@@ -17,11 +17,13 @@ from inngest._internal import transforms
 from backend.app import create_app
 from digest.config_show import effective_settings
 from digest.profile import (
+    SERVICES,
     Service,
     UnsafeSettings,
     executor_name,
     fingerprint,
     problems,
+    without_password,
 )
 from digest.settings import DEV_JWT_SECRET, Settings, load_settings
 from digest.signature_age import MAX_AGE_S
@@ -159,7 +161,9 @@ def test_dev_refuses_prod_keys_and_equal_fallback_only() -> None:
     )
     assert named(same) == ["INNGEST_SIGNING_KEY_FALLBACK"]
     # What prod alone forbids is fine in dev.
-    relaxed = Settings(app_env="dev", cors_origins=["*"], database_url="sqlite://")
+    relaxed = Settings(
+        app_env="dev", cors_origins=["*"], database_url="sqlite+aiosqlite://"
+    )
     assert named(relaxed) == []
 
 
@@ -559,3 +563,148 @@ def test_the_executor_is_named_without_a_password() -> None:
     # Start-up logs ("backend ready … executor …") name it this way.
     settings = Settings(app_env="dev", inngest_base_url="http://u:SEKRET@127.0.0.1:1")
     assert executor_name(settings) == "http://u:***@127.0.0.1:1"
+
+
+def test_a_lone_user_name_and_secret_query_parameters_are_masked(
+    project: Path,
+) -> None:
+    # A user name with no password in an http(s) URL is a key sent as Basic
+    # auth; beside a password, or as a database's role, it is a name.
+    assert without_password("https://sk-abc123@host/v1") == "https://***@host/v1"
+    assert without_password("https://sk-abc123:@host/v1") == "https://***:@host/v1"
+    assert without_password("https://user:pw@host/v1") == "https://user:***@host/v1"
+    assert without_password(" HTTPS://sk-abc123@host") == " HTTPS://***@host"
+    assert without_password("postgresql://digest@db/digest") == (
+        "postgresql://digest@db/digest"
+    )
+    assert without_password(
+        "https://h/v1?api-version=2&api_key=K1&token=K2&X-Api-Key=K3&model=m"
+    ) == ("https://h/v1?api-version=2&api_key=***&token=***&X-Api-Key=***&model=m")
+    assert without_password("https://h/jwks?access_token=K1&apikey=K2&pwd=K3") == (
+        "https://h/jwks?access_token=***&apikey=***&pwd=***"
+    )
+    # `digest config show`, whatever the setting.
+    (project / ".env.dev.local").write_text(
+        "LLM_BASE_URL=https://sk-LONEUSERKEY@127.0.0.1:9/v1\n"
+        "AUTH_JWKS_URL=https://id.example.com/jwks?client_secret=QUERYSECRET1\n"
+        "DATABASE_URL=postgresql://digest@db/digest?sslpassword=QUERYSECRET2"
+        "&secret=QUERYSECRET3\n"
+        "INNGEST_BASE_URL=http://EXECUTORKEY@127.0.0.1:9?signing_key=QUERYSECRET4\n"
+    )
+    settings = load_settings()
+    shown = {s.name: s.value for s in effective_settings(settings, project)}
+    assert shown["LLM_BASE_URL"] == "https://***@127.0.0.1:9/v1"
+    assert shown["AUTH_JWKS_URL"] == "https://id.example.com/jwks?client_secret=***"
+    assert shown["DATABASE_URL"].startswith("postgresql://digest@db/digest?")
+    assert "sslpassword=***" in shown["DATABASE_URL"]
+    assert "secret=***" in shown["DATABASE_URL"]
+    assert shown["INNGEST_BASE_URL"] == "http://***@127.0.0.1:9?signing_key=***"
+    for secret in ("LONEUSERKEY", "QUERYSECRET", "EXECUTORKEY"):
+        assert secret not in repr(shown)
+    # The start-up logs and doctor name the executor the same way.
+    assert executor_name(settings) == "http://***@127.0.0.1:9?signing_key=***"
+
+
+@pytest.mark.parametrize("secret", ["pa#ss", "pa?ss", "pa/ss", "p@ss", "12/34"])
+def test_a_password_urllib_splits_wrongly_is_refused_and_masked(secret: str) -> None:
+    url = f"https://user:{secret}@api.example.com/v1"
+    found = problems(
+        Settings(app_env="dev", summarizer="llm", llm_model="m", llm_base_url=url)
+    )
+    assert [p.setting for p in found] == ["LLM_BASE_URL"]
+    assert "LLM_API_KEY" in found[0].fix
+    assert secret not in str(found[0])
+    assert without_password(url) == "https://user:***@api.example.com/v1"
+    # Where a password is allowed, one that HTTP clients would split (all
+    # but '@') is a problem too, and never shown either.
+    executor = Settings(
+        app_env="dev", inngest_base_url=f"http://u:{secret}@127.0.0.1:9"
+    )
+    assert executor_name(executor) == "http://u:***@127.0.0.1:9"
+    found = problems(executor)
+    assert secret not in str(found)
+    if secret == "p@ss":
+        assert found == []
+    else:
+        assert [p.setting for p in found] == ["INNGEST_BASE_URL"]
+        assert "percent-encoded" in found[0].fix
+    assert problems(Settings(app_env="dev", inngest_base_url=quote_url(executor))) == []
+
+
+def quote_url(settings: Settings) -> str:
+    """INNGEST_BASE_URL with its password percent-encoded."""
+    from urllib.parse import quote
+
+    assert settings.inngest_base_url is not None
+    rest = settings.inngest_base_url.removeprefix("http://u:")
+    password, _, host = rest.rpartition("@")
+    return f"http://u:{quote(password, safe='')}@{host}"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("notaurl", "not a database URL"),
+        ("postgresql://u@db:port/digest", "port is not a number"),
+        ("mysql://root:DBSECRET@127.0.0.1/digest", "cannot use"),
+        ("postgresql+psycopg://db/digest", "cannot use"),
+        ("sqlite:///var/digest.db", "driver (pysqlite) cannot run"),
+    ],
+)
+def test_a_database_url_the_store_cannot_use_is_a_problem(url: str, says: str) -> None:
+    for settings in (Settings(app_env="dev", database_url=url), prod(database_url=url)):
+        found = [p for p in problems(settings) if p.setting == "DATABASE_URL"]
+        assert found, url
+        assert says in found[0].fix
+        assert "sqlite+aiosqlite:///" in found[0].fix
+        assert "postgresql+asyncpg://" in found[0].fix
+        assert "DBSECRET" not in str(found)
+    with pytest.raises(UnsafeSettings, match="DATABASE_URL"):
+        create_app(Settings(app_env="dev", database_url=url))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://digest@db/digest",
+        "postgres://digest:pw@db:5432/digest",
+        "postgresql+asyncpg://digest@db/digest?ssl=require",
+        "postgresql:///digest",
+    ],
+)
+def test_every_postgresql_spelling_the_store_reads_is_accepted(url: str) -> None:
+    assert problems(prod(database_url=url)) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://x",
+        "http://",
+        "https:///v1",
+        "127.0.0.1:8288",
+        "http://h:port",
+        "http://h:0",
+    ],
+)
+def test_an_inngest_base_url_that_is_no_http_origin_is_a_problem(url: str) -> None:
+    for service in SERVICES:
+        settings = Settings(app_env="dev", inngest_base_url=url)
+        found = [p for p in problems(settings, service) if p.setting != "APP_ENV"]
+        assert [p.setting for p in found] == ["INNGEST_BASE_URL"], service
+        assert "http://127.0.0.1:8288" in found[0].fix
+        assert "Inngest Cloud" in found[0].fix
+    assert named(prod(inngest_base_url=url)) == ["INNGEST_BASE_URL"]
+
+
+def test_config_show_and_serve_name_an_unusable_url(project: Path) -> None:
+    env = {"DATABASE_URL": "notaurl", "INNGEST_BASE_URL": "ftp://x"}
+    shown = _digest(project, "config", "show", "--json", env=env)
+    assert shown.returncode == 1, shown.stdout
+    found = [p.split(":")[0] for p in json.loads(shown.stdout)["problems"]]
+    assert found == ["DATABASE_URL", "INNGEST_BASE_URL"]
+    served = _digest(project, "serve", "--port", "9", env=env)
+    assert served.returncode == 2, served.stderr
+    lines = served.stderr.splitlines()
+    assert lines[0] == "the dev profile cannot start:"
+    assert [line.strip().split(":")[0] for line in lines[1:]] == found
