@@ -19,7 +19,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExecutorConfig, bool]:
         description="Embedded executor speaking the Inngest SDK protocol.",
     )
     parser.add_argument("--host", default=defaults.host)
-    parser.add_argument("--port", "-p", type=int, default=defaults.port)
+    parser.add_argument("--port", "-p", type=_port, default=defaults.port)
     parser.add_argument("--data-dir", type=Path, default=defaults.data_dir)
     parser.add_argument(
         "-u",
@@ -103,6 +103,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExecutorConfig, bool]:
         signing_key_fallback=args.signing_key_fallback,
         event_keys=args.event_key or ([event_key] if event_key else []),
     ), args.verbose
+
+
+def _port(text: str) -> int:
+    """A port a socket can have: uvicorn would listen on a larger one modulo
+    65536 while it logs the number given."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 1-65535, not {port}")
+    return port
 
 
 def _env(name: str) -> str | None:

@@ -71,18 +71,37 @@ def _refuse_bad_profile(service: Service) -> None:
         raise typer.Exit(2)
 
 
+def _port_in_range(param: typer.CallbackParam, value: int | None) -> int | None:
+    """Stop with one line on a port no socket can have: bind() would raise
+    (a traceback), or uvicorn would listen on the port modulo 65536."""
+    from digest.stack import PORT_RANGE
+
+    low, high = PORT_RANGE
+    if value is not None and not low <= value <= high:
+        flag = param.opts[0] if param.opts else f"--{param.name}"
+        # click's own range error is a boxed panel under typer with rich.
+        typer.echo(f"{flag} must be {low}-{high}, not {value}", err=True)
+        raise typer.Exit(2)
+    return value
+
+
 def _refuse_busy_port(host: str, port: int, flag: str = "--port") -> None:
     """Stop with one line if `port` on `host` cannot be listened on: uvicorn
     would only say so with an errno, after starting everything else."""
-    from digest.stack import StackError, require_free_port
+    import errno
+
+    from digest.stack import CannotListen, require_free_port
 
     try:
         require_free_port(port, host)
-    except StackError as exc:
-        typer.echo(
-            f"{exc}; stop what holds it or choose another port with {flag}",
-            err=True,
-        )
+    except CannotListen as exc:
+        if exc.errno == errno.EADDRINUSE:
+            advice = f"stop what holds it or choose another port with {flag}"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            advice = "give --host 127.0.0.1 or one of this machine's addresses"
+        else:
+            advice = ""
+        typer.echo(f"{exc}; {advice}" if advice else str(exc), err=True)
         raise typer.Exit(2) from None
 
 
@@ -114,7 +133,9 @@ def demo(
 @app.command()
 def serve(
     host: Host = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on.", callback=_port_in_range)
+    ] = 8000,
     verbose: Verbose = False,
 ) -> None:
     """Run the backend alone, as production does."""
@@ -134,7 +155,9 @@ def serve(
 @functions_app.command("serve")
 def functions_serve(
     host: Host = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on.", callback=_port_in_range)
+    ] = 8001,
     verbose: Verbose = False,
 ) -> None:
     """Serve the step functions alone at /api/inngest (`functions.app:app`).
@@ -156,8 +179,12 @@ def functions_serve(
 
 @app.command()
 def dev(
-    port: Annotated[int, typer.Option(help="Backend port.")] = 8000,
-    executor_port: Annotated[int, typer.Option(help="Executor port.")] = 8288,
+    port: Annotated[
+        int, typer.Option(help="Backend port.", callback=_port_in_range)
+    ] = 8000,
+    executor_port: Annotated[
+        int, typer.Option(help="Executor port.", callback=_port_in_range)
+    ] = 8288,
     tunnel: Annotated[
         bool,
         typer.Option("--tunnel", help="Expose the backend through TUNNEL_PROVIDER."),
@@ -167,9 +194,13 @@ def dev(
     """Run the executor and the backend together, for development."""
     from digest import stack
 
+    if port == executor_port:
+        typer.echo("--port and --executor-port must differ", err=True)
+        raise typer.Exit(2)
     _refuse_bad_profile("dev")
     # Before the executor and the tunnel start, which would be left behind.
     _refuse_busy_port(stack.LOOPBACK, port)
+    _refuse_busy_port(stack.LOOPBACK, executor_port, "--executor-port")
     logs.configure(verbose)
     settings = get_settings()
     public_url = f"http://127.0.0.1:{port}"
@@ -201,13 +232,17 @@ def dev(
             # beside a dev-mode backend: every sync refused, no job run.
             env=dict.fromkeys(DEV_EXECUTOR_UNSET, ""),
         )
-    except stack.StackError as exc:
-        first = str(exc).splitlines()[0]
+    except stack.CannotListen as exc:
+        # Taken between the check above and the start.
         typer.echo(
-            f"the executor did not start ({first}); stop what holds port "
-            f"{executor_port} or choose another with --executor-port",
+            f"{exc}; stop what holds it or choose another port with --executor-port",
             err=True,
         )
+        raise typer.Exit(2) from None
+    except stack.StackError as exc:
+        first = str(exc).splitlines()[0].rstrip(":")
+        log = settings.digest_home / "executor.log"
+        typer.echo(f"the executor did not start: {first} (log: {log})", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"executor on {executor.url} (log: {executor.log_path})")
     # uvicorn re-raises the signal that stopped it once it has shut down; a
@@ -247,7 +282,9 @@ def _exit_quietly(signum: int, _frame: object) -> None:
 @app.command()
 def devserver(
     host: Host = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8288,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on.", callback=_port_in_range)
+    ] = 8288,
     sdk_url: Annotated[
         list[str] | None,
         typer.Option("--sdk-url", "-u", help="App URL to sync at start (repeatable)."),
@@ -299,6 +336,8 @@ def devserver(
     except ValueError as exc:
         # The message names a fingerprint, never the key.
         raise typer.BadParameter(str(exc)) from None
+    # uvicorn would log its whole start-up before it said Errno 98.
+    _refuse_busy_port(host, port)
     logs.configure(verbose)
     home = data_dir or get_settings().digest_home
     run(
@@ -348,7 +387,10 @@ def _service(name: str) -> Service:
 @tunnel_app.command("up")
 def tunnel_up(
     port: Annotated[
-        int | None, typer.Option(help="Local port (default: the target's).")
+        int | None,
+        typer.Option(
+            help="Local port (default: the target's).", callback=_port_in_range
+        ),
     ] = None,
     target: Annotated[
         str, typer.Option(help="executor (INNGEST_BASE_URL) or backend (PUBLIC_URL).")

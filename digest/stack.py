@@ -29,6 +29,18 @@ class StackError(RuntimeError):
     pass
 
 
+class CannotListen(StackError):
+    """A port that cannot be listened on; `errno` says why (EADDRINUSE:
+    something holds it; EADDRNOTAVAIL: the address is not this machine's)."""
+
+    def __init__(self, message: str, errno_: int | None) -> None:
+        super().__init__(message)
+        self.errno = errno_
+
+
+PORT_RANGE = (1, 65535)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
@@ -36,13 +48,22 @@ def free_port() -> int:
         return port
 
 
+def host_port(host: str, port: int) -> str:
+    """`host:port`, an IPv6 address in brackets as in a URL."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def require_free_port(port: int, host: str = LOOPBACK) -> None:
-    """StackError unless `port` on `host` can be listened on now.
+    """CannotListen unless `port` on `host` can be listened on now.
 
     A service that cannot bind exits, but a process already on the port
     answers in its place; without this, a caller waiting for an answer
     would take that other process for its own.
     """
+    low, high = PORT_RANGE
+    if not low <= port <= high:
+        # bind() would raise OverflowError, or a wrapped port would be used.
+        raise CannotListen(f"port must be {low}-{high}, not {port}", None)
     # The family uvicorn binds with for the same host.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -53,12 +74,17 @@ def require_free_port(port: int, host: str = LOOPBACK) -> None:
             sock.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise StackError(
+                raise CannotListen(
                     f"port {port} on {host} is already in use (by a service "
-                    "left from an earlier run?)"
+                    "left from an earlier run?)",
+                    exc.errno,
                 ) from None
-            raise StackError(
-                f"cannot listen on port {port} on {host}: {exc.strerror or exc}"
+            if exc.errno == errno.EADDRNOTAVAIL:
+                reason = "that address is not on this machine"
+            else:
+                reason = exc.strerror or str(exc)
+            raise CannotListen(
+                f"cannot listen on {host_port(host, port)}: {reason}", exc.errno
             ) from None
 
 

@@ -103,12 +103,14 @@ def test_dev_refuses_an_executor_port_already_served(tmp_path: Path) -> None:
         port = stack.free_port()
         args = ["dev", "--port", str(port), "--executor-port", str(executor_port)]
         with _started(args, tmp_path) as process:
-            assert process.wait(timeout=60) == 1
+            assert process.wait(timeout=60) == 2
         assert not stack.answers(f"http://127.0.0.1:{port}/healthz")
         output = (tmp_path / "out.log").read_text()
-        assert f"port {executor_port} on 127.0.0.1 is already in use" in output
-        assert "--executor-port" in output
-        assert "Traceback" not in output
+        assert output.strip().splitlines() == [
+            f"port {executor_port} on 127.0.0.1 is already in use (by a service "
+            "left from an earlier run?); stop what holds it or choose another "
+            "port with --executor-port"
+        ]
     finally:
         other.stop()
 
@@ -177,3 +179,72 @@ def test_a_busy_backend_port_is_refused_in_one_line(
     ]
     # dev refused before it started its executor.
     assert not stack.answers(f"http://127.0.0.1:{executor_port}/health")
+
+
+def _refused(args: list[str], tmp_path: Path) -> list[str]:
+    """The lines `digest ARGS` printed, once it has exited with 2."""
+    with _started(args, tmp_path) as process:
+        assert process.wait(timeout=30) == 2
+    return (tmp_path / "out.log").read_text().strip().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "value"),
+    [
+        (["serve"], "--port", "70000"),
+        (["serve"], "--port", "-1"),
+        (["functions", "serve"], "--port", "0"),
+        (["dev"], "--port", "65536"),
+        (["dev"], "--executor-port", "70000"),
+        # It would say 70000 and listen on 4464 (70000 modulo 65536).
+        (["devserver"], "--port", "70000"),
+        (["tunnel", "up"], "--port", "70000"),
+    ],
+)
+def test_a_port_out_of_range_is_refused_in_one_line(
+    tmp_path: Path, args: list[str], flag: str, value: str
+) -> None:
+    lines = _refused([*args, flag, value], tmp_path)
+    assert lines == [f"{flag} must be 1-65535, not {value}"]
+
+
+def test_the_executors_own_entry_refuses_a_port_out_of_range() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "devserver", "--port", "70000"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        "python -m devserver: error: argument --port/-p: must be 1-65535, not 70000"
+    )
+
+
+def test_a_busy_devserver_port_is_refused_in_one_line(tmp_path: Path) -> None:
+    with _held_port() as port:
+        lines = _refused(["devserver", "--port", str(port)], tmp_path)
+    assert lines == [
+        f"port {port} on 127.0.0.1 is already in use (by a service left from "
+        "an earlier run?); stop what holds it or choose another port with --port"
+    ]
+
+
+def test_dev_refuses_one_port_for_both(tmp_path: Path) -> None:
+    port = str(stack.free_port())
+    lines = _refused(["dev", "--port", port, "--executor-port", port], tmp_path)
+    assert lines == ["--port and --executor-port must differ"]
+    assert not stack.answers(f"http://127.0.0.1:{port}/health")
+
+
+@pytest.mark.parametrize("command", [["serve"], ["devserver"]])
+def test_an_address_not_on_this_machine_is_named_as_such(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # TEST-NET-1: on no machine's interface; binding to it sends nothing.
+    port = stack.free_port()
+    lines = _refused([*command, "--host", "192.0.2.1", "--port", str(port)], tmp_path)
+    assert lines == [
+        f"cannot listen on 192.0.2.1:{port}: that address is not on this "
+        "machine; give --host 127.0.0.1 or one of this machine's addresses"
+    ]
