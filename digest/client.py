@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from digest.profile import without_password
+
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 FINAL_EVENTS = frozenset({"completed", "failed", "cancelled"})
 # The server pings an open stream every 15 s; twice that with no byte at
@@ -97,7 +99,9 @@ class DevTokens:
         return token
 
 
-def api_error(answer: httpx.Response) -> ApiError:
+def api_error(answer: httpx.Response, *, token_from: str | None = None) -> ApiError:
+    """The answer's error as one line; `token_from` names where the token
+    sent came from (--token, DIGEST_TOKEN), None for none or a dev token."""
     code, message, details = "http_error", "", {}
     with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
         error = answer.json()["error"]
@@ -108,11 +112,14 @@ def api_error(answer: httpx.Response) -> ApiError:
     if message in ("Not Found", "Method Not Allowed"):
         # The route itself is missing, not a job: an older backend.
         request = answer.request
+        code = "no_route"
         message = (
             f"the backend has no {request.method} {request.url.path} "
             f"({message}); is it older than this client?"
         )
-    if answer.status_code == 401:
+    if answer.status_code == 401 and token_from is not None:
+        message = f"the token given by {token_from} was refused: {message}"
+    elif answer.status_code == 401:
         message += " (set DIGEST_TOKEN or pass --token)"
     # One line, whatever the server put in it.
     return ApiError(answer.status_code, code, " ".join(message.split()), details)
@@ -124,11 +131,15 @@ class DigestClient:
         base_url: str,
         *,
         token: str | None = None,
+        token_from: str | None = None,
         dev_tokens: DevTokens | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # As messages show it: a password in the URL is not printed.
+        self.shown_url = without_password(self.base_url)
         self._token = token
+        self._token_from = token_from if token is not None else None
         self._dev_tokens = dev_tokens if token is None else None
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
 
@@ -209,7 +220,7 @@ class DigestClient:
             body = answer.json()
         except ValueError:
             raise ClientError(
-                f"the backend at {self.base_url} answered {path} with something "
+                f"the backend at {self.shown_url} answered {path} with something "
                 "other than JSON; is --url the Digest backend?"
             ) from None
         if not isinstance(body, dict):
@@ -258,7 +269,7 @@ class DigestClient:
                 if stream:
                     answer.read()
                     answer.close()
-                raise api_error(answer)
+                raise api_error(answer, token_from=self._token_from)
             return answer
         raise AssertionError("unreachable: the second attempt returns or raises")
 
@@ -277,13 +288,15 @@ class DigestClient:
         if isinstance(exc, httpx.ConnectError):
             reason = "connection refused" if "refused" in str(exc) else str(exc)
             return ClientError(
-                f"cannot reach the backend at {self.base_url} ({reason}); "
+                f"cannot reach the backend at {self.shown_url} ({reason}); "
                 "is it running? (`digest dev` starts one; --url points elsewhere)"
             )
         if isinstance(exc, httpx.TimeoutException):
-            return ClientError(f"the backend at {self.base_url} did not answer in time")
+            return ClientError(
+                f"the backend at {self.shown_url} did not answer in time"
+            )
         detail = str(exc) or type(exc).__name__
-        return ClientError(f"lost the connection to {self.base_url} ({detail})")
+        return ClientError(f"lost the connection to {self.shown_url} ({detail})")
 
 
 def _final_event(status: str) -> str:

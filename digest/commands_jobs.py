@@ -27,6 +27,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from backend.api.body import ENVELOPE_BYTES, ESCAPE_ALLOWANCE
 from backend.api.upload import FORMAT_OF_SUFFIX
 from digest.client import (
     TERMINAL,
@@ -36,6 +37,7 @@ from digest.client import (
     DigestClient,
     Json,
 )
+from digest.profile import without_password
 from digest.settings import get_settings
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -51,6 +53,11 @@ UPLOADED_SUFFIXES = frozenset(
 BAD_INPUT = 2
 # A job id is a ULID; anything else would change the request's path.
 JOB_ID = re.compile(r"[0-9A-Za-z]+")
+# The bounds the API puts on these numbers, checked here so that a bad one
+# is refused in one line before anything is sent.
+MAX_SENTENCES = (1, 50)
+PAGE_LIMIT = (1, 100)
+DEFAULT_PAGE_LIMIT = 20
 
 BackendUrl = Annotated[
     str | None,
@@ -83,13 +90,17 @@ def _client(url: str | None, token: str | None) -> Iterator[DigestClient]:
         base_url = _checked_base_url(settings.public_url, "PUBLIC_URL")
     else:
         base_url = _checked_base_url(url, "--url")
+    token_from = None if token is None else "--token"
     if token is None and settings.digest_token is not None:
         token = settings.digest_token.get_secret_value()
+        token_from = "DIGEST_TOKEN"
     dev_tokens = None
     if token is None and settings.is_dev:
         dev_tokens = DevTokens(settings.digest_home / "cli-tokens.json", _subject())
     try:
-        with DigestClient(base_url, token=token, dev_tokens=dev_tokens) as client:
+        with DigestClient(
+            base_url, token=token, token_from=token_from, dev_tokens=dev_tokens
+        ) as client:
             yield client
     except ClientError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -102,19 +113,46 @@ def _refuse(message: str) -> NoReturn:
     raise typer.Exit(BAD_INPUT)
 
 
+def _http_url_problem(url: str) -> str | None:
+    """What keeps `url` from being an http(s) URL a request can go to, or
+    None when nothing does."""
+    try:
+        parsed = httpx.URL(url.strip())
+    except httpx.InvalidURL as exc:
+        return str(exc).rstrip(".")
+    if parsed.scheme not in ("http", "https"):
+        return "it is not an http:// or https:// URL"
+    if not parsed.host:
+        return "it names no host"
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        return f"its port {parsed.port} is not one from 1 to 65535"
+    return None
+
+
 def _checked_base_url(url: str, origin: str) -> str:
     """The backend's URL, or a refusal naming where the bad one came from
     (httpx would otherwise report a lost connection)."""
-    try:
-        parsed = httpx.URL(url.strip())
-    except httpx.InvalidURL:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+    problem = _http_url_problem(url)
+    if problem is not None:
         _refuse(
-            f"{origin} {url!r} is not a URL; give the backend's http(s) address, "
-            "such as http://127.0.0.1:8000"
+            f"{origin} {without_password(url)!r} is not a URL ({problem}); give "
+            "the backend's http(s) address, such as http://127.0.0.1:8000"
         )
     return url.strip().rstrip("/")
+
+
+def _checked_range(
+    value: str | None, option: str, bounds: tuple[int, int]
+) -> int | None:
+    """A whole-number option within the API's bounds, or a one-line refusal
+    (click's own would be a box of several lines)."""
+    if value is None:
+        return None
+    low, high = bounds
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
+        _refuse(f"{option} must be a whole number from {low} to {high}, not {value!r}")
+    return int(text)
 
 
 def _checked_job_id(job_id: str) -> str:
@@ -130,6 +168,19 @@ def _checked_job_id(job_id: str) -> str:
             "01K...); find yours with `digest list`"
         )
     return job_id
+
+
+@contextlib.contextmanager
+def _unknown_job_points_to_list() -> Iterator[None]:
+    """A job id the backend does not know: say where the right one is."""
+    try:
+        yield
+    except ApiError as exc:
+        if exc.status != 404 or exc.code != "not_found":
+            raise
+        raise ClientError(
+            f"{exc}; find the ids of your jobs with `digest list`"
+        ) from None
 
 
 def _subject() -> str:
@@ -156,18 +207,22 @@ def summarize(
     as_json: AsJson = False,
     title: Annotated[str | None, typer.Option(help="Title of the summary.")] = None,
     max_sentences: Annotated[
-        int | None, typer.Option(min=1, max=50, help="Sentences to keep.")
+        str | None,
+        typer.Option(metavar="N", help="Sentences to keep, from 1 to 50."),
     ] = None,
     url: BackendUrl = None,
     token: Token = None,
 ) -> None:
     """Ask the backend to summarise FILE or URL."""
     fields: Json = {}
-    if max_sentences is not None:
-        fields["max_sentences"] = max_sentences
+    sentences = _checked_range(max_sentences, "--max-sentences", MAX_SENTENCES)
+    if sentences is not None:
+        fields["max_sentences"] = sentences
     # Read and checked before the client exists: a file the backend would
     # refuse is never sent, and no dev token is fetched for it.
     document = None if _is_http_url(source) else _read_document(source)
+    if document is None:
+        _check_document_url(source)
     with _client(url, token) as client:
         if document is None:
             accepted = client.submit_url(source, **_titled(fields, title))
@@ -218,16 +273,58 @@ def _is_http_url(source: str) -> bool:
     )
 
 
+def _check_document_url(source: str) -> None:
+    problem = _http_url_problem(source)
+    if problem is not None:
+        _refuse(
+            f"{without_password(source)!r} is not a URL Digest can fetch "
+            f"({problem}); give the document's full address, such as "
+            "https://example.com/notes.txt, or the path of a local file"
+        )
+
+
+def _max_file_bytes() -> int:
+    """The most any backend route could take for a document, whatever it
+    holds: a JSON body's cap (MAX_TEXT_BYTES with room for escapes), which is
+    above the upload route's. A larger file is refused unread."""
+    return get_settings().max_text_bytes * ESCAPE_ALLOWANCE + ENVELOPE_BYTES
+
+
+def _file_too_large(source: str, size: int) -> NoReturn:
+    limit = get_settings().max_text_bytes
+    _refuse(
+        f"{source} is too large ({size:,} bytes; the backend takes at most "
+        f"{limit:,}, the MAX_TEXT_BYTES set here): send a shorter document, "
+        "or split it"
+    )
+
+
 def _read_document(source: str) -> Document:
     path = _checked_file(source)
+    cap = _max_file_bytes()
     try:
-        content = path.read_bytes()
+        size = path.stat().st_size
+        if size > cap:
+            _file_too_large(source, size)
+        with path.open("rb") as file:
+            # No more than the cap, should the file grow meanwhile.
+            content = file.read(cap + 1)
     except OSError as exc:
         _refuse(f"cannot read {source}: {exc.strerror}")
+    if len(content) > cap:
+        _file_too_large(source, len(content))
     try:
         text: str | None = content.decode("utf-8")
     except UnicodeDecodeError:
         text = None
+    if text is not None and "\x00" in text:
+        # Valid UTF-8 but binary (an image of a disk, a sparse file); the
+        # backend's answer would name its 'text' field, not the file.
+        offset = content.index(b"\x00")
+        _refuse(
+            f"{source} holds a NUL byte at offset {offset:,}: it is not a text "
+            "document; give a text, Markdown, reStructuredText or HTML file"
+        )
     if text is not None and not any(char.isalnum() for char in text):
         # The backend's test for "no words"; its answer would name its
         # 'text' field, not the file.
@@ -345,7 +442,7 @@ def status(
 ) -> None:
     """Show a job: its status, progress and summary or error."""
     job_id = _checked_job_id(job_id)
-    with _client(url, token) as client:
+    with _client(url, token) as client, _unknown_job_points_to_list():
         job = client.job(job_id)
     if as_json:
         _print_json(job)
@@ -372,7 +469,7 @@ def cancel(
 ) -> None:
     """Cancel a job that is queued or running."""
     job_id = _checked_job_id(job_id)
-    with _client(url, token) as client:
+    with _client(url, token) as client, _unknown_job_points_to_list():
         job = client.cancel(job_id)
     if as_json:
         _print_json(job)
@@ -387,7 +484,13 @@ def list_jobs(
             "--status", help=f"Only jobs in this state: {', '.join(STATUSES)}."
         ),
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=100, help="Jobs per page.")] = 20,
+    limit: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N",
+            help=f"Jobs per page, from 1 to 100 (default {DEFAULT_PAGE_LIMIT}).",
+        ),
+    ] = None,
     cursor: Annotated[
         str | None, typer.Option(help="Page from a previous listing.")
     ] = None,
@@ -399,11 +502,10 @@ def list_jobs(
 ) -> None:
     """List your jobs, newest first."""
     if status is not None and status not in STATUSES:
-        raise typer.BadParameter(
-            f"'{status}' is not one of {', '.join(STATUSES)}", param_hint="--status"
-        )
+        _refuse(f"--status must be one of {', '.join(STATUSES)}, not {status!r}")
+    per_page = _checked_range(limit, "--limit", PAGE_LIMIT) or DEFAULT_PAGE_LIMIT
     with _client(url, token) as client:
-        page = client.jobs(status=status, cursor=cursor, limit=limit)
+        page = client.jobs(status=status, cursor=cursor, limit=per_page)
     if as_json:
         _print_json(page)
         return

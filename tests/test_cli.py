@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from backend.api.body import ENVELOPE_BYTES, ESCAPE_ALLOWANCE
 from backend.api.upload import FORMAT_OF_SUFFIX
 from digest import stack
 from digest.client import parse_sse
@@ -51,7 +52,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_cli(
-    args: list[str], *, backend: str, home: Path, timeout: float = 120
+    args: list[str],
+    *,
+    backend: str,
+    home: Path,
+    timeout: float = 120,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {
         key: value
@@ -64,6 +70,7 @@ def run_cli(
             "DIGEST_HOME": str(home),
             "PYTHONPATH": str(ROOT),
             "COLUMNS": "100",
+            **(extra_env or {}),
         }
     )
     # The home folder as working directory: no dotenv file of the
@@ -235,9 +242,12 @@ def test_cancel_a_running_job(cli_stack: Stack, home: Path, tmp_path: Path) -> N
 
 
 def test_api_errors_are_one_line(cli_stack: Stack, home: Path, tmp_path: Path) -> None:
-    missing = cli(cli_stack, home, "status", "01NOSUCHJOB")
-    assert "no summary job with id '01NOSUCHJOB'" in one_error_line(missing)
-    assert missing.returncode == 1
+    for command in ("status", "cancel"):
+        missing = cli(cli_stack, home, command, "01NOSUCHJOB")
+        line = one_error_line(missing)
+        assert "no summary job with id '01NOSUCHJOB'" in line
+        assert "`digest list`" in line
+        assert missing.returncode == 1
 
     no_file = cli(cli_stack, home, "summarize", str(tmp_path / "absent.txt"))
     assert "no such file" in refused_input(no_file)
@@ -323,7 +333,18 @@ def test_a_url_that_is_not_http_is_refused(no_backend: str, tmp_path: Path) -> N
 def test_a_bad_token_is_one_line(cli_stack: Stack, home: Path) -> None:
     result = cli(cli_stack, home, "list", "--token", "not-a-jwt")
     line = one_error_line(result)
-    assert "DIGEST_TOKEN" in line
+    # The token was given: no advice to give one.
+    assert "the token given by --token was refused: " in line
+    assert "pass --token" not in line
+    from_setting = run_cli(
+        ["list"],
+        backend=cli_stack.backend.url,
+        home=home,
+        extra_env={"DIGEST_TOKEN": "not-a-jwt"},
+    )
+    line = one_error_line(from_setting)
+    assert "the token given by DIGEST_TOKEN was refused: " in line
+    assert "set DIGEST_TOKEN" not in line
 
 
 def test_the_dev_token_is_cached_per_backend(cli_stack: Stack, home: Path) -> None:
@@ -368,3 +389,84 @@ def test_server_sent_events_are_parsed() -> None:
     assert [(i, e.kind) for i, e in events] == [("4", "progress"), ("4", "completed")]
     assert events[0][1].job == job
     assert events[1][1].job == {"id": "01X", "status": "succeeded"}
+
+
+def test_a_file_too_large_for_any_route_is_refused_unread(
+    no_backend: str, tmp_path: Path
+) -> None:
+    # Over what even a JSON body of escaped text may be: refused from its
+    # size alone. Sparse, so nothing but its size says it is not empty.
+    cap = get_settings().max_text_bytes * ESCAPE_ALLOWANCE + ENVELOPE_BYTES
+    for size in (cap + 1, 1 << 30):
+        sparse = tmp_path / "sparse.txt"
+        with sparse.open("wb") as file:
+            file.truncate(size)
+        started = time.monotonic()
+        result = run_cli(["summarize", str(sparse)], backend=no_backend, home=tmp_path)
+        line = refused_input(result)
+        assert f"{sparse} is too large ({size:,} bytes;" in line
+        assert "empty" not in line
+        assert time.monotonic() - started < 30
+
+
+def test_nul_bytes_are_named_with_the_file(no_backend: str, tmp_path: Path) -> None:
+    zeros = tmp_path / "zeros.txt"
+    zeros.write_bytes(bytes(4096))
+    line = refused_input(
+        run_cli(["summarize", str(zeros)], backend=no_backend, home=tmp_path)
+    )
+    assert f"{zeros} holds a NUL byte at offset 0: it is not a text document" in line
+    assert "empty" not in line
+    notes = tmp_path / "notes.md"
+    notes.write_bytes(b"Hello world.\x00 And more words.")
+    line = refused_input(
+        run_cli(["summarize", str(notes)], backend=no_backend, home=tmp_path)
+    )
+    assert f"{notes} holds a NUL byte at offset 12" in line
+    assert "'text'" not in line
+
+
+def test_a_password_in_the_backend_url_is_masked(tmp_path: Path) -> None:
+    port = stack.free_port()
+    secret_url = f"http://u:secretpw@{stack.LOOPBACK}:{port}"
+    masked = f"http://u:***@{stack.LOOPBACK}:{port}"
+    given = run_cli(["list", "--url", secret_url], backend="unused", home=tmp_path)
+    from_setting = run_cli(["list"], backend=secret_url, home=tmp_path)
+    for result in (given, from_setting):
+        line = one_error_line(result)
+        assert f"cannot reach the backend at {masked}" in line
+        assert "secretpw" not in result.stderr
+    not_a_url = run_cli(
+        ["list", "--url", "http://u:secretpw@:1"], backend="unused", home=tmp_path
+    )
+    assert "is not a URL" in refused_input(not_a_url)
+    assert "secretpw" not in not_a_url.stderr
+
+
+def test_a_url_without_a_host_is_refused(no_backend: str, tmp_path: Path) -> None:
+    for source, problem in (
+        ("http://", "names no host"),
+        ("https://example.com:99999/notes.txt", "port 99999"),
+    ):
+        result = run_cli(["summarize", source], backend=no_backend, home=tmp_path)
+        line = refused_input(result)
+        assert f"{source!r} is not a URL Digest can fetch" in line
+        assert problem in line
+        assert "https://example.com/notes.txt" in line
+
+
+def test_bad_option_values_are_one_line(no_backend: str, tmp_path: Path) -> None:
+    document = str(CORPUS / "pep-0020.rst")
+    for args, expected in (
+        (["list", "--status", "bogus"], "--status must be one of queued, "),
+        (["list", "--limit", "0"], "--limit must be a whole number from 1 to 100"),
+        (
+            ["summarize", document, "--max-sentences", "0"],
+            "--max-sentences must be a whole number from 1 to 50, not '0'",
+        ),
+        (["summarize", document, "--max-sentences", "many"], "not 'many'"),
+    ):
+        line = refused_input(run_cli(args, backend=no_backend, home=tmp_path))
+        assert expected in line
+    status = run_cli(["list", "--status", "bogus"], backend=no_backend, home=tmp_path)
+    assert refused_input(status).endswith("not 'bogus'")
