@@ -28,7 +28,6 @@ import asyncio
 import dataclasses
 import email.utils
 import json
-import logging
 import time
 from collections.abc import Collection
 from typing import Any
@@ -38,8 +37,9 @@ import httpx
 
 from devserver import jsonio, wire
 from devserver.clock import now_ms
+from devserver.logtext import get_logger
 
-logger = logging.getLogger("digest.devserver.aigateway")
+logger = get_logger("digest.devserver.aigateway")
 
 # A model may think for minutes; the official server waits as long.
 DEFAULT_TIMEOUT_S = 300.0

@@ -11,9 +11,10 @@ from typing import Any
 
 from devserver.appstatus import record_sync
 from devserver.clock import now_ms
+from devserver.logtext import get_logger
 from devserver.store import Store
 
-logger = logging.getLogger("digest.devserver.apps")
+logger = get_logger("digest.devserver.apps")
 
 SERVER_KIND = "dev"
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://digest.local/devserver")

@@ -15,16 +15,16 @@ and ``/dev`` stay open in both modes so that readiness probes work.
 from __future__ import annotations
 
 import hmac
-import logging
 from collections.abc import Sequence
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from devserver.logtext import get_logger
 from devserver.signing import SigningKeys, event_key_fingerprint
 
-logger = logging.getLogger("digest.devserver.auth")
+logger = get_logger("digest.devserver.auth")
 
 _BEARER_ROUTES = ("/v0/", "/v1/")
 _REGISTER = "/fn/register"

@@ -12,12 +12,12 @@ answer cancels it.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from devserver import events as ev
 from devserver import wire
 from devserver.clock import now_ms, parse_duration_ms
+from devserver.logtext import get_logger
 from devserver.pausestore import CancelListener
 from devserver.store import QueueItem, Run
 from devserver.triggers import expression_true
@@ -25,7 +25,7 @@ from devserver.triggers import expression_true
 if TYPE_CHECKING:
     from devserver.executor import Executor
 
-logger = logging.getLogger("digest.devserver.cancellation")
+logger = get_logger("digest.devserver.cancellation")
 
 START_TIMEOUT = "timeout_start"
 FINISH_TIMEOUT = "timeout_finish"

@@ -17,7 +17,6 @@ per function.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ from ulid import ULID
 
 from devserver import events as ev
 from devserver.clock import now_ms, parse_duration_ms
+from devserver.logtext import get_logger
 
-logger = logging.getLogger("digest.devserver.cron")
+logger = get_logger("digest.devserver.cron")
 
 TIMER_EVENT = "inngest/scheduled.timer"
 

@@ -9,7 +9,6 @@ waiting (the HTTP call) happens in the worker, between ``begin_call`` and
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,12 +27,13 @@ from devserver.flow.admission import Admission
 from devserver.flow.state import FlowState
 from devserver.invoke import INVOKE_TIMEOUT, Invokes
 from devserver.lifecycle import lifecycle_events
+from devserver.logtext import get_logger
 from devserver.pauses import WAIT_TIMEOUT, Waits
 from devserver.pausestore import PauseStore
 from devserver.store import QueueItem, Run, StepRecord, Store
 from devserver.triggers import function_matches
 
-logger = logging.getLogger("digest.devserver.executor")
+logger = get_logger("digest.devserver.executor")
 
 # A user-supplied event id starts at most one run per function in this window.
 RUN_KEY_WINDOW_MS = 24 * 3_600_000

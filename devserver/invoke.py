@@ -9,7 +9,6 @@ stored and it survives restarts with the run.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ulid import ULID
@@ -17,13 +16,14 @@ from ulid import ULID
 from devserver import events as ev
 from devserver import wire
 from devserver.clock import now_ms
+from devserver.logtext import get_logger
 from devserver.pauses import duration_opt
 from devserver.store import QueueItem, Run
 
 if TYPE_CHECKING:
     from devserver.executor import Executor
 
-logger = logging.getLogger("digest.devserver.invoke")
+logger = get_logger("digest.devserver.invoke")
 
 FUNCTION_INVOKED = "inngest/function.invoked"
 INVOKE_TIMEOUT = "invoke_timeout"

@@ -11,12 +11,12 @@ nothing. On timeout the step's result is ``null``.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from devserver import events as ev
 from devserver import wire
 from devserver.clock import now_ms, parse_duration_ms
+from devserver.logtext import get_logger
 from devserver.pausestore import Pause
 from devserver.store import QueueItem, Run
 from devserver.triggers import expression_true
@@ -24,7 +24,7 @@ from devserver.triggers import expression_true
 if TYPE_CHECKING:
     from devserver.executor import Executor
 
-logger = logging.getLogger("digest.devserver.pauses")
+logger = get_logger("digest.devserver.pauses")
 
 WAIT_TIMEOUT = "wait_timeout"
 # The official server refuses waits longer than this.

@@ -9,13 +9,14 @@ because the file was briefly locked.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-logger = logging.getLogger("digest.devserver.recovery")
+from devserver.logtext import get_logger
+
+logger = get_logger("digest.devserver.recovery")
 
 T = TypeVar("T")
 DEADLINE_S = 120.0

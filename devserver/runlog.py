@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-logger = logging.getLogger("digest.devserver.attempts")
+from devserver.logtext import get_logger
+
+logger = get_logger("digest.devserver.attempts")
 
 # What an app raises on purpose to refuse or put off the work (the SDK's
 # NonRetriableError and RetryAfterError): an expected outcome, which its

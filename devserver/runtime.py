@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-
 from devserver.caller import AppCaller
 from devserver.clock import now_ms
 from devserver.config import ExecutorConfig
 from devserver.cron import accelerated_clock
 from devserver.executor import Executor
 from devserver.flow.timers import FlowTimers
+from devserver.logtext import get_logger
 from devserver.recovery import retry_while_locked
 from devserver.signing import RequestSigner, event_key_fingerprint, keys_for
 from devserver.store import Store
 from devserver.sync import AppSyncer
 from devserver.worker import Dispatcher
 
-logger = logging.getLogger("digest.devserver")
+logger = get_logger("digest.devserver")
 
 
 class Runtime:

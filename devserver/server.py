@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,10 +14,11 @@ from devserver.apps import SERVER_KIND
 from devserver.auth import RequestAuth
 from devserver.config import ExecutorConfig
 from devserver.dashboard import routes as dashboard_routes
+from devserver.logtext import get_logger
 from devserver.runtime import Runtime
 from devserver.signing import keys_for
 
-logger = logging.getLogger("digest.devserver.server")
+logger = get_logger("digest.devserver.server")
 
 
 class ServerKindHeader:

@@ -15,7 +15,6 @@ resumes if the app is registered from the polled URL again.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 import httpx
@@ -23,10 +22,11 @@ import httpx
 from devserver import jsonio
 from devserver.apps import SERVER_KIND
 from devserver.caller import USER_AGENT
+from devserver.logtext import get_logger
 from devserver.signing import RequestSigner
 from devserver.store import Store
 
-logger = logging.getLogger("digest.devserver.sync")
+logger = get_logger("digest.devserver.sync")
 
 # While an app has never answered, try it this often (seconds) rather than
 # waiting a full poll interval.

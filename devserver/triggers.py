@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Any
 
 import celpy
 from celpy.adapter import json_to_cel
 
-logger = logging.getLogger("digest.devserver.triggers")
+from devserver.logtext import get_logger
+
+logger = get_logger("digest.devserver.triggers")
 
 
 def name_matches(pattern: str, name: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Coroutine
 from typing import Any
 
@@ -15,10 +14,11 @@ from devserver.clock import now_ms
 from devserver.executor import TIMER_KINDS, Executor
 from devserver.flow.concurrency import ConcurrencyGate
 from devserver.flow.state import FlowState
+from devserver.logtext import get_logger
 from devserver.recovery import retry_while_locked
 from devserver.store import QueueItem, Store
 
-logger = logging.getLogger("digest.devserver.worker")
+logger = get_logger("digest.devserver.worker")
 
 # Upper bound on how long the dispatcher sleeps without being woken, so a
 # clock jump or a missed wake-up costs at most this much delay.

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     serve_functions: bool = True
     # Largest accepted document, in bytes of UTF-8 text.
     max_text_bytes: int = 2_000_000
+    # Seconds a request body may go without a new chunk before the request
+    # is answered 408 and its connection closed (a client that declares more
+    # than it sends, or sends it slowly, must not hold a connection forever).
+    body_idle_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     # Characters of prose per summarize-chunk step.
     chunk_chars: int = 6000
     # Who writes summaries: `extractive` (offline, picks the document's own

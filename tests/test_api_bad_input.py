@@ -6,6 +6,7 @@ import base64
 import json
 import socket
 import time
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -471,3 +472,82 @@ def test_content_length_that_is_not_a_number_is_a_400(
     for declared in ["abc", "1e3", "-5", "36, 36"]:
         answer = _raw_post(lone_backend, content_length=declared, body=b"{}")
         assert answer.startswith(b"HTTP/1.1 400 "), (declared, answer[:200])
+
+
+@pytest.fixture(scope="module")
+def impatient_backend(
+    lone_backend: stack.Service, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[stack.Service]:
+    """A second backend on the lone backend's database (so on each database
+    in turn) that waits one second for the next chunk of a body."""
+    home = tmp_path_factory.mktemp("impatient")
+    database_url = DATABASE_OF[lone_backend.url]
+    backend = stack.start_backend(
+        executor_url=f"http://{stack.LOOPBACK}:{stack.free_port()}",
+        database_url=database_url,
+        log_path=home / "backend.log",
+        env={"BODY_IDLE_SECONDS": "1"},
+    )
+    DATABASE_OF[backend.url] = database_url
+    yield backend
+    backend.stop()
+
+
+UPLOAD_START = (
+    b"--x\r\n"
+    b'Content-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+    b"Content-Type: text/plain\r\n\r\n"
+    b"Only the start of a docu"
+)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "start"),
+    [
+        ("application/json", b'{"text": "'),
+        ("multipart/form-data; boundary=x", UPLOAD_START),
+    ],
+    ids=["json", "upload"],
+)
+def test_body_that_stops_arriving_is_a_408(
+    impatient_backend: stack.Service, content_type: str, start: bytes
+) -> None:
+    # The client declares more than it sends, then waits with the connection
+    # open: the server answers within BODY_IDLE_SECONDS and closes it,
+    # rather than holding it for as long as the client likes.
+    before = _job_count(impatient_backend)
+    declared = len(start) + 90
+    address = urlsplit(impatient_backend.url)
+    head = (
+        "POST /api/summaries HTTP/1.1\r\n"
+        f"Host: {address.netloc}\r\n"
+        f"Authorization: {_auth(impatient_backend)['Authorization']}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {declared}\r\n\r\n"
+    ).encode()
+    started = time.monotonic()
+    with socket.create_connection((address.hostname, address.port)) as sock:
+        sock.settimeout(10)
+        sock.sendall(head + start)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            pytest.fail(f"no answer, and the connection still open: {answer!r}")
+    assert time.monotonic() - started < 8
+    status, found = _status_and_json(answer)
+    assert status == 408, answer
+    assert b"connection: close" in answer.lower()
+    error = found["error"]
+    assert isinstance(error, dict)
+    assert error["code"] == "body_timeout"
+    assert error["message"].startswith(
+        f"the body stopped arriving after {len(start)} of the {declared} bytes "
+        "its Content-Length declares"
+    ), error
+    assert "send the whole body" in error["message"]
+    assert _job_count(impatient_backend) == before
+    log = impatient_backend.log_path.read_text(errors="replace")
+    assert "Traceback" not in log
+    assert "unexpected error" not in log

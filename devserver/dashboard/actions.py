@@ -6,15 +6,14 @@ run cancelled or an event sent here behaves as one from an SDK would.
 
 from __future__ import annotations
 
-import logging
-
 from devserver import events as ev
 from devserver import jsonio
 from devserver.clock import now_ms
+from devserver.logtext import first_control, get_logger
 from devserver.runtime import Runtime
 from devserver.store import Run
 
-logger = logging.getLogger("digest.devserver.dashboard")
+logger = get_logger("digest.devserver.dashboard")
 
 
 class ActionError(Exception):
@@ -69,6 +68,16 @@ def send_event(runtime: Runtime, name: str, data: str) -> str:
         ) from None
     if parsed is not None and not isinstance(parsed, dict):
         raise data_not_an_object(parsed)
+    control = first_control(name)
+    if control is not None:
+        # The event API takes what Inngest takes; a name typed in the form
+        # has no use for a line break or an escape sequence.
+        raise ActionError(
+            400,
+            "invalid_event",
+            f"the name holds a control character ({control}); send a name of "
+            'printable characters only, such as "app/user.created"',
+        )
     internal_id = ev.internal_ids(1, None)[0]
     try:
         accepted = ev.normalise({"name": name, "data": parsed}, internal_id, now_ms())

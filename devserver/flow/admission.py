@@ -15,7 +15,6 @@ leaves no run at all.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -24,10 +23,11 @@ from devserver.clock import now_ms, parse_duration_ms
 from devserver.flow.expr import key_value, priority_s
 from devserver.flow.limits import rate_allows, throttle_slot
 from devserver.flow.state import Buffered, FlowState, Pending
+from devserver.logtext import get_logger
 from devserver.store import Store
 from devserver.triggers import expression_true
 
-logger = logging.getLogger("digest.devserver.flow.admission")
+logger = get_logger("digest.devserver.flow.admission")
 
 # A user-supplied event id starts at most one run per function in this window
 # (the same window as the executor applies to runs it starts itself).

@@ -10,16 +10,16 @@ the previous process is released.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from typing import Any
 
 from devserver import wire
 from devserver.flow.expr import key_value
 from devserver.flow.state import FlowState
+from devserver.logtext import get_logger
 from devserver.store import QueueItem, Store
 
-logger = logging.getLogger("digest.devserver.flow.concurrency")
+logger = get_logger("digest.devserver.flow.concurrency")
 
 # Limits of a run are computed once and cached; past this many cached runs
 # the cache is dropped and rebuilt on demand, which bounds memory.

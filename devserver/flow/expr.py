@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 from typing import Any
 
 import celpy
 from celpy.adapter import json_to_cel
 
-logger = logging.getLogger("digest.devserver.flow")
+from devserver.logtext import get_logger
+
+logger = get_logger("digest.devserver.flow")
 
 # The official server clamps priority factors to twelve hours either way.
 MAX_PRIORITY_S = 43_200

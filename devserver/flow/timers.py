@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from devserver import events as ev
 from devserver.cron import CronScheduler
 from devserver.flow.admission import Admission
+from devserver.logtext import get_logger
 from devserver.store import Store
 
-logger = logging.getLogger("digest.devserver.flow.timers")
+logger = get_logger("digest.devserver.flow.timers")
 
 # How often due timers are looked for. Batch timeouts and debounce periods
 # are at least a second, so a quarter second of lateness is acceptable and

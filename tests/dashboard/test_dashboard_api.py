@@ -19,6 +19,7 @@ from dashboard_stack import Stack
 from devserver.testing import start_executor, wait_until
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror="alert(1)">'
+FORGED_LINE = "2026-01-01 00:00:00,000 INFO digest.devserver: forged line"
 
 
 def post(stack: Stack, path: str, **kwargs: Any) -> httpx.Response:
@@ -270,6 +271,15 @@ def test_send_event_endpoint(stack: Stack) -> None:
         ({"name": ["dash/x"], "data": {}}, "invalid_event", "not an array"),
         ({"name": {"a": 1}, "data": {}}, "invalid_event", "name must be a string"),
         ({"name": False, "data": {}}, "invalid_event", "not a boolean"),
+        # A name that would write a forged line into the executor's log.
+        (
+            {"name": f"dash/x\n{FORGED_LINE}", "data": {}},
+            "invalid_event",
+            "the name holds a control character (\\n); send a name of "
+            "printable characters only",
+        ),
+        ({"name": "dash/\x1b[2Jx", "data": {}}, "invalid_event", "(\\x1b)"),
+        ({"name": "dash/x\r", "data": {}}, "invalid_event", "(\\r)"),
     ],
 )
 def test_bad_events_are_refused_and_store_nothing(
@@ -293,6 +303,19 @@ def test_a_refused_form_shows_the_reason_and_keeps_the_draft(stack: Stack) -> No
     assert "the data is not valid JSON" in answer.text
     assert "dash/typo" in answer.text
     assert "{&#34;broken&#34;: &lt;b&gt;" in answer.text
+
+
+def test_a_form_name_with_a_line_break_is_refused(stack: Stack) -> None:
+    before = stack.api("/events?limit=1")["events"]
+    answer = post(
+        stack,
+        "/dashboard/api/events",
+        data={"name": f"dash/paced\n{FORGED_LINE}", "data": "{}"},
+    )
+    assert answer.status_code == 400
+    assert "the name holds a control character" in answer.text
+    assert stack.api("/events?limit=1")["events"] == before
+    assert FORGED_LINE not in stack.executor.log()
 
 
 def test_a_form_whose_data_is_not_an_object_says_so(stack: Stack) -> None:

@@ -16,6 +16,7 @@ from devserver.testing import (
     get_json,
     registered_functions,
     wait_for_run,
+    wait_until,
 )
 
 NewKey = Callable[[], str]
@@ -233,3 +234,40 @@ def test_answers_that_are_not_the_sdk_are_failed_attempts(
     assert run["output"]["name"] == error_name
     # retries=1: the failure was retried once before the run failed.
     assert run["last_error"]["attempt"] == 1
+
+
+FORGED = "2026-01-01 00:00:00,000 INFO digest.devserver: forged line"
+
+
+def test_client_text_cannot_forge_executor_log_lines(
+    shared_stack: Stack, key: NewKey
+) -> None:
+    # Inngest accepts any event name, control characters included, and so
+    # does /e/{key}; what the executor logs of a name, a function id or an
+    # app name holds its control characters as escapes, one record a line.
+    app_name = f"forge-{key()}"
+    payload = _fake_app(app_name, ["fn"])
+    function = payload["functions"][0]
+    function["id"] = f"{app_name}-fn\r{FORGED}"
+    function["triggers"] = [{"event": f"{app_name}/*"}]
+    response = httpx.post(f"{shared_stack.url}/fn/register", json=payload)
+    assert response.status_code == 200, response.text
+    name = f"{app_name}/x\n{FORGED}\x1b[2J"
+    response = httpx.post(f"{shared_stack.url}/e/key", json={"name": name})
+    assert response.status_code == 200, response.text
+    (event_id,) = response.json()["ids"]
+    (run,) = wait_until(
+        lambda: get_json(f"{shared_stack.url}/v1/events/{event_id}/runs"),
+        20,
+        "the event's run",
+    )
+    # The app's URL answers nothing: the run would be retried for ever.
+    httpx.delete(f"{shared_stack.url}/v1/runs/{run['run_id']}", timeout=10)
+    started = f"started by event {event_id} ({app_name}/x\\n{FORGED}\\x1b[2J)"
+    wait_until(lambda: started in shared_stack.executor.log(), 20, "the run's log line")
+    log = shared_stack.executor.log()
+    assert f"{app_name}-fn\\r{FORGED}" in log
+    assert "\r" not in log
+    for line in log.splitlines():
+        assert not line.startswith(FORGED), line
+        assert "\x1b" not in line, line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 
 import pytest
 
@@ -10,6 +11,7 @@ from devserver import events as ev
 from devserver import wire
 from devserver.clock import parse_duration_ms
 from devserver.executor import step_url
+from devserver.logtext import escaped, get_logger
 from devserver.retry import backoff_ms, max_attempts
 
 
@@ -80,3 +82,14 @@ def test_retry_policy() -> None:
     assert max_attempts({"steps": {"step": {"retries": {"attempts": 0}}}}, 4) == 1
     assert backoff_ms(3, 0.2) == 200
     assert 120_000 <= backoff_ms(3, None) <= 150_000
+
+
+def test_log_records_escape_control_characters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert escaped("a\nb\r\tc\x1b[2J\x7f\u2028d") == "a\\nb\\r\\tc\\x1b[2J\\x7f\\u2028d"
+    assert escaped("app/user.created") == "app/user.created"
+    logger = get_logger("digest.devserver.test-logtext")
+    with caplog.at_level(logging.INFO, logger="digest.devserver.test-logtext"):
+        logger.info("event %s started", "x\nforged")
+    assert caplog.records[0].getMessage() == "event x\\nforged started"
