@@ -88,7 +88,9 @@ def _shown(name: str, value: object) -> str:
     if isinstance(value, SecretStr):
         return fingerprint(value.get_secret_value(), signing_key="SIGNING" in name)
     if isinstance(value, list):
-        return ",".join(str(item) for item in value) or "(none)"
+        # CORS_ORIGINS: an origin with a user part is a profile problem,
+        # and shown masked like any URL.
+        return ",".join(without_password(str(item)) for item in value) or "(none)"
     if name == "DATABASE_URL":
         return _without_password(str(value))
     # Any other URL setting (LLM_BASE_URL, INNGEST_BASE_URL, AUTH_JWKS_URL…)

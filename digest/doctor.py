@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 from devserver.signing import bearer_token, sign_request
 from digest.config_show import env_files_line
 from digest.profile import (
+    Problem,
     Service,
     executor_name,
     fingerprint,
@@ -82,6 +83,8 @@ class Doctor:
     # Whether the executor checks no key (a dev server: `digest dev`'s, or
     # the official one), once `executor` has looked; None when unknown.
     unsigned_executor: bool | None = None
+    # The profile's problems, once `profile` has looked.
+    found: list[Problem] | None = None
 
     @property
     def cloud(self) -> bool:
@@ -150,8 +153,26 @@ class Doctor:
         checks.append(self.event_key())
         return checks
 
+    def profile_problems(self) -> list[Problem]:
+        if self.found is None:
+            self.found = problems(self.settings, self.service)
+        return self.found
+
+    def unusable(self, check: str, setting: str) -> Check | None:
+        """The verdict of a check that needs `setting` when the profile
+        names a problem with it: asking with that value would only give
+        advice about something else (`digest dev` at ftp://…, a missing
+        SQLite file for a driver that is refused, a parser's message)."""
+        if not any(problem.setting == setting for problem in self.profile_problems()):
+            return None
+        return fail(
+            check,
+            f"not checked: the profile names a problem with {setting}",
+            f"fix {setting} first (see the profile check)",
+        )
+
     def profile(self) -> Check:
-        found = problems(self.settings, self.service)
+        found = self.profile_problems()
         # Which dotenv files were read: run outside the project folder, none
         # is, and a profile that looks fine may not be the one meant.
         files = env_files_line(self.settings.app_env)
@@ -165,9 +186,15 @@ class Doctor:
         )
 
     def database(self) -> Check:
+        unusable = self.unusable("database", "DATABASE_URL")
+        if unusable:
+            return unusable
         return asyncio.run(_database_check(self.settings.database_url))
 
     def executor(self) -> Check:
+        unusable = self.unusable("executor", "INNGEST_BASE_URL")
+        if unusable:
+            return unusable
         key = self.signing_key()
         where = executor_name(self.settings)
         try:
@@ -259,6 +286,9 @@ class Doctor:
                 f"that app {self.settings.inngest_app_id} is synced at "
                 f"{self.expected_serve_url or self.unknown_serve_url}",
             )
+        unusable = self.unusable("sync", "INNGEST_BASE_URL")
+        if unusable:
+            return None, unusable
         try:
             answer = self.http.get(f"{self.api_url}/dev")
             functions = answer.json().get("functions", [])
@@ -387,6 +417,9 @@ class Doctor:
             if self.settings.is_dev:
                 return skip("event key", "unset; a dev executor takes any key")
             return fail("event key", "unset", "set INNGEST_EVENT_KEY")
+        unusable = self.unusable("event key", "INNGEST_BASE_URL")
+        if unusable:
+            return unusable
         plain = key.get_secret_value()
         url = f"{self.event_api_url}/e/{plain}"
         try:

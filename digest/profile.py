@@ -120,12 +120,13 @@ def _url_problems(settings: Settings) -> list[Problem]:
     if database:
         found.append(Problem("DATABASE_URL", database))
     base_url = (settings.inngest_base_url or "").strip()
-    if base_url and not _is_http_url(base_url):
+    fault = _http_url_fault(base_url) if base_url else None
+    if fault:
         found.append(
             Problem(
                 "INNGEST_BASE_URL",
-                f"is {without_password(base_url)!r}, not an http(s) URL with a "
-                "host; set the executor's origin (e.g. http://127.0.0.1:8288 "
+                f"is {without_password(base_url)!r}, {fault}; set the "
+                "executor's origin (e.g. http://127.0.0.1:8288 "
                 "or https://inngest.example.com), or unset it for Inngest Cloud",
             )
         )
@@ -246,14 +247,15 @@ def _llm_problems(settings: Settings) -> list[Problem]:
         for name, (value, fix) in wanted.items()
         if not (value or "").strip()
     ]
-    base_url = settings.llm_base_url
-    if base_url and not _is_http_url(base_url):
+    base_url = settings.llm_base_url or ""
+    fault = _http_url_fault(base_url) if base_url else None
+    if fault:
         found.insert(
             0,
             Problem(
                 "LLM_BASE_URL",
-                f"is {without_password(base_url)!r}, not an http(s) URL with a "
-                "host; set the endpoint's base URL, e.g. https://api.openai.com/v1",
+                f"is {without_password(base_url)!r}, {fault}; set the "
+                "endpoint's base URL, e.g. https://api.openai.com/v1",
             ),
         )
     elif base_url and _split_userinfo(base_url.strip())[1] is not None:
@@ -390,6 +392,7 @@ def _service_problems(settings: Settings, *, api: bool) -> list[Problem]:
             )
         )
     if api:
+        found += _cors_problems(settings)
         found += _public_url_problems(settings)
     if prod and api and settings.jwt_secret is None and not settings.auth_jwks_url:
         found.append(
@@ -435,23 +438,67 @@ def _service_problems(settings: Settings, *, api: bool) -> list[Problem]:
     return found
 
 
+def _cors_problems(settings: Settings) -> list[Problem]:
+    """Each CORS origin that is no origin: browsers send `scheme://host` or
+    `scheme://host:port` only, so anything more never matches, and a user
+    part in it is a secret written where it does nothing."""
+    found = []
+    for origin in settings.cors_origins:
+        fault = _origin_fault(origin)
+        if fault:
+            found.append(
+                Problem(
+                    "CORS_ORIGINS",
+                    f"has {without_password(origin)!r}, {fault}; list origins "
+                    "as browsers send them, scheme://host[:port] "
+                    "(https://app.example.com), comma-separated",
+                )
+            )
+    return found
+
+
+def _origin_fault(origin: str) -> str | None:
+    origin = origin.strip()
+    if origin == "*":
+        return None
+    _, userinfo, rest, strict = _find_userinfo(origin)
+    if userinfo is not None:
+        return "which holds a user name or password, never part of an origin"
+    if not strict or _AUTHORITY_END.search(rest):
+        return "not an origin (scheme://host[:port], no path)"
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 -- raises ValueError for a bad port
+    except ValueError:
+        return "whose port is not a number in 1-65535"
+    if not parts.hostname:
+        return "not an origin (scheme://host[:port], no path)"
+    return None
+
+
 def _public_url_problems(settings: Settings) -> list[Problem]:
     url = settings.public_url
+    fault = _http_url_fault(url)
     if settings.is_dev:
-        if _is_http_url(url):
+        if fault is None:
             return []
         return [
             Problem(
                 "PUBLIC_URL",
-                f"is {url!r}, not an http(s) URL with a host; set where the "
+                f"is {without_password(url)!r}, {fault}; set where the "
                 "backend is reached, e.g. http://127.0.0.1:8000",
             )
         ]
     # urlsplit lowers the scheme: HTTPS://… is https too.
-    https = _is_http_url(url) and _url_parts(url.strip()).scheme == "https"
+    https = fault is None and _url_parts(url.strip()).scheme == "https"
     if https:
         return []
-    shown = "https without a host" if url.lower().startswith("https:") else "not https"
+    if not url.strip().lower().startswith("https:"):
+        shown = "not https"
+    elif fault is None or fault == _NOT_HTTP:
+        shown = "https without a host"
+    else:
+        shown = fault
     return [
         Problem(
             "PUBLIC_URL",
@@ -465,22 +512,26 @@ def without_password(url: str) -> str:
     """The URL as logs, `digest doctor` and `digest config show` show it:
     every credential in it replaced by ***.
 
-    That is the password of its user part; in an http(s) URL, a user name
-    without a password too (`https://sk-…@host`: a key sent as Basic auth),
-    while a user name beside a password, or a database's role, is shown; and
-    the value of every query or fragment parameter whose name says it is a
-    secret (`?password=`, `api_key=`, `access_token=`, `sslpassword=`…). A
-    password with '#', '?', '/' or '@' in it, which URL parsers take for the
-    end of the user part, is found as well (`_split_userinfo`).
+    That is the password of its user part; a user name without a password
+    too (`https://sk-…@host`: a key sent as Basic auth), except a database
+    URL's role, while a user name beside a password is shown; the value of
+    every query parameter whose name says it is a secret (`?password=`,
+    `api_key=`, `access_token=`, `sslpassword=`…); and a fragment entirely
+    (`#sk-…`: no URL setting means anything by one). A password with '#',
+    '?', '/' or '@' in it, which URL parsers take for the end of the user
+    part, is found as well (`_split_userinfo`), and so is a user part in a
+    URL whose scheme is mistyped or missing (`htps://`, `https:/`,
+    `postgresql//`, `sk-…@host`): there, the text before the last '@' is all
+    read as the user part.
     """
-    prefix, userinfo, rest = _split_userinfo(url)
+    prefix, userinfo, rest, strict = _find_userinfo(url)
     rest = _without_secret_params(rest)
     if userinfo is None:
         return prefix + rest
     user, colon, password = userinfo.partition(":")
     if password:
         userinfo = f"{user}:***"
-    elif prefix.strip().lower() in ("http://", "https://"):
+    elif not (strict and _is_database_scheme(prefix)):
         userinfo = "***" + colon
     return f"{prefix}{userinfo}@{rest}"
 
@@ -490,6 +541,28 @@ def without_password(url: str) -> str:
 _AUTHORITY = re.compile(r"(\s*[A-Za-z][A-Za-z0-9+.\-]*://)(.*)", re.DOTALL)
 # What ends the host part for urllib (and the WHATWG parser httpx follows).
 _AUTHORITY_END = re.compile(r"[/?#]")
+# The start of a URL whose scheme is mistyped (`https:/`, `postgresql//`,
+# `:///`): what comes after it up to the last '@' is read as a user part.
+_LOOSE_PREFIX = re.compile(r"\s*(?:[A-Za-z][A-Za-z0-9+.\-]*)?(?::/+|/{2,})")
+# The database schemes (SQLAlchemy backends, before any `+driver`) whose
+# user name is a role, not a secret.
+_DATABASE_SCHEMES = frozenset(
+    {
+        "cockroachdb",
+        "mariadb",
+        "mssql",
+        "mysql",
+        "oracle",
+        "postgres",
+        "postgresql",
+        "sqlite",
+    }
+)
+
+
+def _is_database_scheme(prefix: str) -> bool:
+    scheme = prefix.strip().lower().removesuffix("://")
+    return scheme.partition("+")[0] in _DATABASE_SCHEMES
 
 
 def _split_userinfo(url: str) -> tuple[str, str | None, str]:
@@ -503,13 +576,25 @@ def _split_userinfo(url: str) -> tuple[str, str | None, str]:
     base URL's path or query is rarer than one in a password. Reading too
     much as the user part hides more than needed, never a secret.
     """
+    prefix, userinfo, rest, _ = _find_userinfo(url)
+    return prefix, userinfo, rest
+
+
+def _find_userinfo(url: str) -> tuple[str, str | None, str, bool]:
+    """`_split_userinfo`, and whether the URL starts as `scheme://`; one that
+    does not has everything before its last '@' read as the user part."""
     match = _AUTHORITY.fullmatch(url)
     if match is None:
-        return "", None, url
+        at = url.rfind("@")
+        if at < 0:
+            return "", None, url, False
+        loose = _LOOSE_PREFIX.match(url[:at])
+        start = loose.end() if loose else 0
+        return url[:start], url[start:at], url[at + 1 :], False
     prefix, rest = match.groups()
     at = rest.rfind("@")
     if at < 0:
-        return prefix, None, rest
+        return prefix, None, rest, True
     userinfo = rest[:at]
     end = _AUTHORITY_END.search(userinfo)
     if end is not None and ":" not in userinfo[: end.start()]:
@@ -517,9 +602,9 @@ def _split_userinfo(url: str) -> tuple[str, str | None, str]:
         # before the path too (`user@host/path@x`).
         at = rest.rfind("@", 0, end.start())
         if at < 0:
-            return prefix, None, rest
+            return prefix, None, rest, True
         userinfo = rest[:at]
-    return prefix, userinfo, rest[at + 1 :]
+    return prefix, userinfo, rest[at + 1 :], True
 
 
 def _url_parts(url: str) -> SplitResult:
@@ -567,13 +652,13 @@ def _is_secret_param(name: str) -> bool:
 
 def _without_secret_params(rest: str) -> str:
     """The part of a URL after its user part, with the values of secret
-    query and fragment parameters shown as *** (the rest as typed)."""
+    query parameters and any fragment shown as *** (the rest as typed)."""
     before, hash_, fragment = rest.partition("#")
     path, question, query = before.partition("?")
     if question:
         path += question + _masked_params(query)
     if hash_:
-        path += hash_ + _masked_params(fragment)
+        path += hash_ + ("***" if fragment else "")
     return path
 
 
@@ -588,16 +673,33 @@ def _masked_params(params: str) -> str:
 
 
 def _is_http_url(url: str) -> bool:
+    return _http_url_fault(url) is None
+
+
+_NOT_HTTP = "not an http(s) URL with a host"
+
+
+def _http_url_fault(url: str) -> str | None:
+    """Why `url` is no http(s) URL with a host, as a problem line says it
+    after the (masked) value, or None if it is one."""
     try:
         parts = _url_parts(url.strip())
-        # .port raises ValueError for a port that is not a number.
-        return (
-            parts.scheme in ("http", "https")
-            and bool(parts.hostname)
-            and (parts.port is None or parts.port > 0)
-        )
     except ValueError:
-        return False
+        return _NOT_HTTP
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return _NOT_HTTP
+    try:
+        port = parts.port
+    except ValueError:
+        # urlsplit reads the port only now: not a number, or past 65535.
+        port = None
+        text = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+        if not (text.isascii() and text.isdigit()):
+            return "whose port is not a number"
+        return f"whose port {text} is out of range (1-65535)"
+    if port == 0:
+        return "whose port 0 is out of range (1-65535)"
+    return None
 
 
 def _plain(value: object) -> str | None:

@@ -453,3 +453,42 @@ def test_a_password_in_inngest_base_url_is_never_shown(
         inngest_base_url=f"http://u:SEKRET@127.0.0.1:{stack.free_port()}",
     )
     assert "SEKRET" not in repr(diagnose(down))
+
+
+@pytest.mark.parametrize(
+    "database_url",
+    ["sqlite:///x.db", "notaurl", "mysql://root:DBSECRET@127.0.0.1/digest"],
+)
+def test_checks_that_need_a_setting_the_profile_refuses_say_fix_it_first(
+    database_url: str,
+) -> None:
+    """With an INNGEST_BASE_URL or DATABASE_URL the profile names a problem
+    with, the checks that use it give no advice about anything else."""
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(503)
+
+    settings = Settings(
+        app_env="dev",
+        inngest_base_url="ftp://x",
+        inngest_event_key="any-dev-key",
+        database_url=database_url,
+    )
+    checks = by_name(diagnose(settings, transport=httpx.MockTransport(answer)))
+    assert checks["profile"].status == "fail"
+    assert "INNGEST_BASE_URL" in (checks["profile"].fix or "")
+    assert "DATABASE_URL" in (checks["profile"].fix or "")
+    for name, setting in (
+        ("database", "DATABASE_URL"),
+        ("executor", "INNGEST_BASE_URL"),
+        ("sync", "INNGEST_BASE_URL"),
+        ("event key", "INNGEST_BASE_URL"),
+    ):
+        assert checks[name].status == "fail", checks[name]
+        assert checks[name].fix == f"fix {setting} first (see the profile check)"
+    shown = json.dumps([check.__dict__ for check in checks.values()])
+    for wrong in ("digest dev", "db upgrade", "unreachable", "DBSECRET"):
+        assert wrong not in shown, wrong
+    assert not any(url.startswith("ftp:") for url in asked)

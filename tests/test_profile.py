@@ -708,3 +708,105 @@ def test_config_show_and_serve_name_an_unusable_url(project: Path) -> None:
     lines = served.stderr.splitlines()
     assert lines[0] == "the dev profile cannot start:"
     assert [line.strip().split(":")[0] for line in lines[1:]] == found
+
+
+def test_config_show_quotes_a_bad_public_url_masked(project: Path) -> None:
+    done = _digest(project, "config", "show", env={"PUBLIC_URL": "htps://u:hunter2@x"})
+    assert done.returncode == 1, done.stdout
+    assert "hunter2" not in done.stdout + done.stderr
+    assert "PUBLIC_URL: is 'htps://u:***@x', not an http(s) URL" in done.stdout
+
+
+MALFORMED_URLS = {
+    "LLM_BASE_URL": [
+        "htps://sk-SECRETKEY123@api.example.com/v1",
+        "ftp://sk-SECRETKEY123@api.example.com/v1",
+        "https:/sk-SECRETKEY123@api.example.com/v1",
+        "sk-SECRETKEY123@api.example.com/v1",
+        "https://api.example.com/v1#sk-SECRETKEY123",
+    ],
+    "DATABASE_URL": [
+        "postgresql//u:SECRETKEY123@x/db",
+        "notaurl:SECRETKEY123@x",
+        "postgresql:/sk-SECRETKEY123@x/db",
+    ],
+    "PUBLIC_URL": ["ftp://sk-SECRETKEY123@x", "https://x/#SECRETKEY123"],
+    "INNGEST_BASE_URL": ["htp://sk-SECRETKEY123@x", "http://x:1#SECRETKEY123"],
+    "CORS_ORIGINS": ["https://u:SECRETKEY123@x", "https://sk-SECRETKEY123@x"],
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [(name, url) for name, urls in MALFORMED_URLS.items() for url in urls],
+)
+def test_a_secret_in_a_malformed_url_is_masked_in_the_table_and_problems(
+    project: Path, name: str, url: str
+) -> None:
+    (project / ".env.dev.local").write_text(
+        f"{name}={url}\nSUMMARIZER=llm\nLLM_MODEL=m\n"
+    )
+    settings = load_settings()
+    shown = {s.name: s.value for s in effective_settings(settings, project)}
+    assert "SECRETKEY123" not in shown[name]
+    assert "***" in shown[name]
+    found = [p for p in problems(settings, "dev") if p.setting == name]
+    assert "SECRETKEY123" not in str(found)
+    if "#" not in url or name == "CORS_ORIGINS":
+        # Each of them is unusable, and the problem quotes it masked.
+        assert found, url
+        assert "***" in str(found)
+
+
+def test_masking_keeps_a_database_role_and_masks_every_other_lone_user() -> None:
+    assert without_password("postgresql://digest@db/digest") == (
+        "postgresql://digest@db/digest"
+    )
+    assert without_password("postgresql//u:pw@x/db") == "postgresql//u:***@x/db"
+    assert without_password("notaurl:pw@x") == "notaurl:***@x"
+    assert without_password("user:pa:ss@h") == "user:***@h"
+    assert without_password("ftp://key@x") == "ftp://***@x"
+    assert without_password("key@api.example.com/v1") == "***@api.example.com/v1"
+    assert without_password("https:/key@h/v1") == "https:/***@h/v1"
+    assert without_password("https://h/v1#key") == "https://h/v1#***"
+    assert without_password("https://h/v1#") == "https://h/v1#"
+
+
+def test_cors_origins_are_masked_and_must_be_bare_origins() -> None:
+    origins = [
+        "https://u:SECRETKEY123@app.example.com",
+        "https://app.example.com/",
+        "app.example.com",
+        "https://app.example.com:99999",
+    ]
+    found = [p for p in problems(prod(cors_origins=origins)) if p.setting != "x"]
+    assert [p.setting for p in found] == ["CORS_ORIGINS"] * 4
+    assert "user name or password" in found[0].fix
+    assert "'https://u:***@app.example.com'" in found[0].fix
+    assert "SECRETKEY123" not in str(found)
+    good = ["https://app.example.com", "http://127.0.0.1:5173", "http://[::1]:3000"]
+    assert problems(prod(cors_origins=good)) == []
+    assert named(Settings(app_env="dev", cors_origins=["*", *good])) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("LLM_BASE_URL", "https://api.example.com:99999/v1"),
+        ("INNGEST_BASE_URL", "http://127.0.0.1:70000"),
+        ("PUBLIC_URL", "http://127.0.0.1:0"),
+    ],
+)
+def test_a_port_out_of_range_is_named_as_such(name: str, url: str) -> None:
+    settings = Settings(
+        app_env="dev", summarizer="llm", llm_model="m", **{name.lower(): url}
+    )
+    found = [p for p in problems(settings) if p.setting == name]
+    assert len(found) == 1
+    assert "out of range (1-65535)" in found[0].fix
+    assert "not an http(s) URL" not in found[0].fix
+    # In prod, PUBLIC_URL says so too, beside "https".
+    https = prod(public_url="https://api.example.com:99999")
+    found = [p for p in problems(https) if p.setting == "PUBLIC_URL"]
+    assert len(found) == 1
+    assert "out of range (1-65535)" in found[0].fix
