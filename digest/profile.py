@@ -269,6 +269,19 @@ def _llm_problems(settings: Settings) -> list[Problem]:
                 "URL without them and the key in LLM_API_KEY",
             ),
         )
+    keys = _secret_param_names(base_url.strip())
+    if keys:
+        # Masked wherever the URL is shown, but still sent with every call
+        # and written into the provider's (and any proxy's) access logs.
+        shown = ", ".join(f"{name[:40]}=***" for name in keys)
+        found.insert(
+            sum(problem.setting == "LLM_BASE_URL" for problem in found),
+            Problem(
+                "LLM_BASE_URL",
+                f"carries a key in its query ({shown}); put the key in "
+                "LLM_API_KEY and remove it from the URL",
+            ),
+        )
     # The answer's budget comes out of the context window, beside the text
     # and the instructions: past half the window, a chunk has less room than
     # the answer it asks for (and at the extreme, none at all).
@@ -662,14 +675,29 @@ def _without_secret_params(rest: str) -> str:
     return path
 
 
+def _hides_secret(param: str) -> bool:
+    """Whether a `name=value` query parameter holds a secret value."""
+    name, equals, value = param.partition("=")
+    return bool(equals and value) and _is_secret_param(unquote_plus(name))
+
+
 def _masked_params(params: str) -> str:
     shown = []
     for param in params.split("&"):
-        name, equals, value = param.partition("=")
-        if equals and value and _is_secret_param(unquote_plus(name)):
-            value = "***"
-        shown.append(name + equals + value)
+        if _hides_secret(param):
+            param = param.partition("=")[0] + "=***"
+        shown.append(param)
     return "&".join(shown)
+
+
+def _secret_param_names(url: str) -> list[str]:
+    """The names (as typed) of the query parameters of `url` that
+    `without_password` masks: those holding a secret value."""
+    rest = _split_userinfo(url)[2]
+    query = rest.partition("#")[0].partition("?")[2]
+    return [
+        param.partition("=")[0] for param in query.split("&") if _hides_secret(param)
+    ]
 
 
 def _is_http_url(url: str) -> bool:

@@ -147,6 +147,59 @@ def test_a_password_in_the_llm_url_is_refused_and_never_shown() -> None:
     assert "URLPASSWORD99" not in str(not_http[0])
 
 
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        ("?api_key=QUERYKEY77", "api_key=***"),
+        ("?key=QUERYKEY77", "key=***"),
+        ("?token=QUERYKEY77", "token=***"),
+        ("?api-version=2024-06-01&X-Api-Key=QUERYKEY77", "X-Api-Key=***"),
+        ("?apikey=QUERYKEY77&access_token=QUERYKEY78", "apikey=***, access_token=***"),
+    ],
+)
+def test_a_key_in_the_llm_url_query_is_refused_and_never_shown(
+    query: str, shown: str
+) -> None:
+    settings = Settings(
+        app_env="dev",
+        summarizer="llm",
+        llm_model="m",
+        llm_base_url=f"https://api.example.com/v1{query}",
+    )
+    found = problems(settings)
+    assert [str(p) for p in found] == [
+        f"LLM_BASE_URL: carries a key in its query ({shown}); put the key in "
+        "LLM_API_KEY and remove it from the URL"
+    ]
+    assert "QUERYKEY7" not in repr(found)
+    # With a user part too, each is its own line, and neither shows a secret.
+    both = problems(
+        Settings(
+            app_env="dev",
+            summarizer="llm",
+            llm_model="m",
+            llm_base_url=f"https://sk-USERKEY1@api.example.com/v1{query}",
+        )
+    )
+    assert [p.setting for p in both] == ["LLM_BASE_URL", "LLM_BASE_URL"]
+    assert "carries a key in its query" in both[1].fix
+    assert "USERKEY1" not in repr(both)
+    assert "QUERYKEY7" not in repr(both)
+
+
+@pytest.mark.parametrize(
+    "query", ["?api-version=2024-06-01", "?api_key=", "?model=m&user=bob", ""]
+)
+def test_an_llm_url_query_without_a_key_is_accepted(query: str) -> None:
+    settings = Settings(
+        app_env="dev",
+        summarizer="llm",
+        llm_model="m",
+        llm_base_url=f"https://api.example.com/v1{query}",
+    )
+    assert named(settings) == []
+
+
 def test_dev_refuses_prod_keys_and_equal_fallback_only() -> None:
     test_key = "signkey-test-" + "cd" * 32
     assert named(Settings(app_env="dev", inngest_signing_key=test_key)) == []

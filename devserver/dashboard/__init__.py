@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from devserver.dashboard import api, pages
+from devserver.dashboard import api, fallback, pages
 
 
 def routes() -> list[BaseRoute]:
-    return [*pages.routes, *api.routes]
+    # The fallback last: it takes what no route before it takes.
+    return [*pages.routes, *api.routes, fallback.NotFound()]

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from starlette.datastructures import QueryParams
+from starlette.datastructures import FormData, QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -26,6 +26,9 @@ from devserver.runtime import Runtime
 
 Handler = Callable[[Request], Awaitable[Response]]
 EXAMPLE_NAME = '"app/user.created"'
+EXAMPLE_BODY = '{"name": "app/user.created", "data": {"key": "value"}}'
+# The send form's fields: one value each.
+FORM_FIELDS = ("name", "data")
 Filter = TypeVar("Filter")
 
 
@@ -65,18 +68,53 @@ def _is_form(request: Request) -> bool:
     return kind in ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+def _single_fields(form: FormData) -> dict[str, Any]:
+    """The form's text fields; a field of the send form given twice is
+    refused, as a repeated list filter is, rather than read as its last."""
+    for name in FORM_FIELDS:
+        values = form.getlist(name)
+        if len(values) > 1:
+            shown = ", ".join(
+                repr(v[:40]) if isinstance(v, str) else "a file" for v in values[:5]
+            )
+            raise ActionError(
+                400,
+                "invalid_field",
+                f"{name} is given {len(values)} times ({shown}); give it once, "
+                f"as an event has one {name}",
+            )
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def _not_json(request: Request, exc: ValueError) -> ActionError:
+    """The refusal of a body that is not JSON, saying what to send instead."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    detail = str(exc).removeprefix("not JSON ")
+    if kind == "application/json" or kind.endswith("+json"):
+        told = f"the body is not valid JSON {detail}"
+    else:
+        sent = f"sent as {kind[:60]!r}" if kind else "sent with no content-type"
+        told = f"the body, {sent}, is not JSON {detail}"
+    return ActionError(
+        400,
+        "invalid_json",
+        f"{told}; send a JSON object as application/json, such as "
+        f"{EXAMPLE_BODY}, or the form's fields name and data as "
+        "application/x-www-form-urlencoded",
+    )
+
+
 async def _fields(request: Request) -> dict[str, Any]:
     """The posted fields, from a form or a JSON object; ActionError if neither."""
     if _is_form(request):
-        form = await request.form()
-        return {k: v for k, v in form.items() if isinstance(v, str)}
+        return _single_fields(await request.form())
     raw = await request.body()
     if not raw.strip():
         return {}
     try:
         body = jsonio.loads(raw)
     except ValueError as exc:
-        raise ActionError(400, "invalid_json", f"body is not JSON: {exc}") from None
+        raise _not_json(request, exc) from None
     if not isinstance(body, dict):
         raise ActionError(400, "invalid_body", "body must be a JSON object")
     return body
@@ -166,7 +204,7 @@ async def cancel_run(request: Request) -> Response:
     try:
         actions.cancel(_runtime(request), run_id)
     except ActionError as exc:
-        return await _refused(request, exc, f"/runs/{run_id}")
+        return await _refused(request, exc, f"/runs/{run_id}", "Cancel refused")
     return _done(request, f"/runs/{run_id}", {"id": run_id, "cancelled": True}, 200)
 
 
@@ -175,7 +213,7 @@ async def rerun_run(request: Request) -> Response:
     try:
         new_id = actions.rerun(_runtime(request), run_id)
     except ActionError as exc:
-        return await _refused(request, exc, f"/runs/{run_id}")
+        return await _refused(request, exc, f"/runs/{run_id}", "Rerun refused")
     page = f"/runs/{new_id}"
     return _done(request, page, {"id": new_id, "url": page, "rerun_of": run_id}, 201)
 
@@ -185,14 +223,25 @@ async def sync_app(request: Request) -> Response:
     try:
         url = await actions.resync(_runtime(request), name)
     except ActionError as exc:
-        return await _refused(request, exc, "/apps")
+        return await _refused(request, exc, "/apps", "Sync failed")
     return _done(request, "/apps", {"app": name, "url": url, "synced": True}, 200)
 
 
-async def _refused(request: Request, exc: ActionError, page: str) -> Response:
-    """A refused button press: the page again with the reason, or JSON."""
+async def _refused(
+    request: Request, exc: ActionError, page: str, title: str
+) -> Response:
+    """A refused button press: the page again with the reason, or JSON.
+
+    The page is titled ``title`` ("Cancel refused"), or "Run not found"
+    when what the button names is not there.
+    """
     if _is_form(request):
-        return await pages.notice_page(request, exc.message, page, exc.status)
+        what, _, rest = exc.code.partition("_")
+        if rest == "not_found":
+            title = f"{what.capitalize()} not found"
+        return await pages.notice_page(
+            request, exc.message, page, exc.status, title=title
+        )
     return error(exc.status, exc.code, exc.message)
 
 

@@ -63,10 +63,26 @@ def _page(
 
 
 async def notice_page(
-    request: Request, message: str, back: str, status: int
+    request: Request,
+    message: str,
+    back: str,
+    status: int,
+    *,
+    title: str,
+    back_text: str = "Back",
 ) -> Response:
-    """A page that says why something could not be done, with a way back."""
-    return _page(request, "notice.html", {"message": message, "back": back}, status)
+    """A page that says why something could not be done, with a way back.
+
+    ``title`` says what happened ("Run not found", "Cancel refused"): it is
+    the page's heading and its tab's title.
+    """
+    context = {
+        "title": title,
+        "message": message,
+        "back": back,
+        "back_text": back_text,
+    }
+    return _page(request, "notice.html", context, status)
 
 
 async def runs_page(request: Request) -> Response:
@@ -74,7 +90,7 @@ async def runs_page(request: Request) -> Response:
     try:
         chosen = run_filter(request.query_params)
     except ParamError as exc:
-        return await notice_page(request, str(exc), "/", 400)
+        return await notice_page(request, str(exc), "/", 400, title="Filter refused")
     context = {
         "nav": "runs",
         "chosen": chosen,
@@ -91,7 +107,14 @@ async def run_page(request: Request) -> Response:
     run_id = request.path_params["run_id"]
     found = data.run(_runtime(request), run_id)
     if found is None:
-        return await notice_page(request, f"run {run_id} not found", "/", 404)
+        return await notice_page(
+            request,
+            f"run {run_id} not found",
+            "/",
+            404,
+            title="Run not found",
+            back_text="Back to runs",
+        )
     context = {
         "nav": "runs",
         "source": f"/dashboard/api/runs/{run_id}",
@@ -113,7 +136,9 @@ async def events_page(
     try:
         chosen = event_filter(request.query_params)
     except ParamError as exc:
-        return await notice_page(request, str(exc), "/events", 400)
+        return await notice_page(
+            request, str(exc), "/events", 400, title="Filter refused"
+        )
     context = {
         "nav": "events",
         "chosen": chosen,
@@ -133,7 +158,14 @@ async def event_page(request: Request) -> Response:
     event_id = request.path_params["event_id"]
     found = data.event(_runtime(request), event_id)
     if found is None:
-        return await notice_page(request, f"event {event_id} not found", "/events", 404)
+        return await notice_page(
+            request,
+            f"event {event_id} not found",
+            "/events",
+            404,
+            title="Event not found",
+            back_text="Back to events",
+        )
     context = {"nav": "events", "source": f"/dashboard/api/events/{event_id}", **found}
     return _page(request, "event.html", context)
 

@@ -113,6 +113,75 @@ def test_unknown_runs_and_events_are_404(stack: Stack, run_id: str) -> None:
         assert page(stack, path).status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("path", "back"),
+    [
+        ("/runs/..%2f..", 'href="/">Back to runs'),
+        ("/runs/x/y", 'href="/">Back to runs'),
+        ("/events/a/b", 'href="/events">Back to events'),
+        ("/apps/nobody", 'href="/apps">Back to apps'),
+        ("/nowhere", 'href="/">Back to runs'),
+    ],
+)
+def test_unknown_pages_are_an_html_404_in_the_dashboards_style(
+    stack: Stack, path: str, back: str
+) -> None:
+    answer = page(stack, path)
+    assert answer.status_code == 404
+    assert "<title>Page not found · Digest executor</title>" in answer.text
+    assert "/dashboard/static/dashboard.css" in answer.text
+    shown = path.replace("%2f", "/")
+    assert f"There is no page at {shown}." in answer.text
+    assert back in answer.text
+    assert "content-security-policy" in answer.headers
+
+
+def test_unknown_json_endpoints_are_a_json_404(stack: Stack) -> None:
+    for path in ("/dashboard/api/nowhere", "/dashboard/api/runs/a/b", "/dashboard/api"):
+        answer = httpx.get(f"{stack.url}{path}", timeout=30)
+        assert answer.status_code == 404
+        error = answer.json()["error"]
+        assert error["code"] == "not_found"
+        assert f"no endpoint at {path} (GET)" in error["message"]
+    posted = post(stack, "/dashboard/api/events/x/send", json={})
+    assert posted.status_code == 404
+    assert posted.json()["error"]["code"] == "not_found"
+    rest = httpx.get(f"{stack.url}/v1/nowhere", timeout=30)
+    assert rest.status_code == 404
+    assert rest.json() == {"error": "no endpoint at /v1/nowhere", "status": 404}
+    # A known path with the wrong method is still a 405, and a stray
+    # trailing slash still a redirect.
+    wrong = httpx.get(f"{stack.url}/dashboard/api/runs/x/cancel", timeout=30)
+    assert wrong.status_code == 405
+    assert httpx.get(f"{stack.url}/v1/apps", timeout=30).status_code == 200
+    assert httpx.post(f"{stack.url}/v1/apps", timeout=30).status_code == 405
+    odd = httpx.get(f"{stack.url}/x%00%ED%A0%80", timeout=30)
+    assert odd.status_code == 404
+    assert "There is no page at /x\\x00" in odd.text
+    slash = httpx.get(f"{stack.url}/events/", timeout=30)
+    assert slash.status_code in (301, 307, 308)
+    assert slash.headers["location"].endswith("/events")
+
+
+def test_error_pages_are_titled_by_what_happened(stack: Stack) -> None:
+    missing = page(stack, "/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    assert "<title>Run not found · Digest executor</title>" in missing.text
+    assert "<h1>Run not found</h1>" in missing.text
+    assert "Not done" not in missing.text
+    event = page(stack, "/events/not-an-event")
+    assert "<title>Event not found · Digest executor</title>" in event.text
+    bad_filter = page(stack, "/?status=Sleeping")
+    assert "<title>Filter refused · Digest executor</title>" in bad_filter.text
+    refused = post(stack, "/dashboard/api/events", data={"name": "", "data": "{}"})
+    assert refused.status_code == 400
+    assert "<title>Event refused · Digest executor</title>" in refused.text
+    gone = press(stack, "/dashboard/api/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV/cancel")
+    assert gone.status_code == 404
+    assert "<title>Run not found · Digest executor</title>" in gone.text
+    nobody = press(stack, "/dashboard/api/apps/nobody/sync")
+    assert "<title>App not found · Digest executor</title>" in nobody.text
+
+
 def test_events_search_by_name_and_payload_text(stack: Stack) -> None:
     tag = secrets.token_hex(4)
     plain = stack.send("dash/unheard", {"note": f"café {tag} 100%"})
@@ -303,6 +372,48 @@ def test_a_refused_form_shows_the_reason_and_keeps_the_draft(stack: Stack) -> No
     assert "the data is not valid JSON" in answer.text
     assert "dash/typo" in answer.text
     assert "{&#34;broken&#34;: &lt;b&gt;" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ("name=dash%2Fpaced&name=dash%2Funheard&data=%7B%7D", "name is given 2 times"),
+        ("name=dash%2Fpaced&data=%7B%7D&data=%7B%22a%22%3A1%7D", "data is given 2"),
+    ],
+)
+def test_a_repeated_form_field_is_refused(stack: Stack, body: str, said: str) -> None:
+    # One value each, as the form offers: not silently read as the last.
+    before = stack.api("/events?limit=1")["events"]
+    form = "application/x-www-form-urlencoded"
+    answer = post(
+        stack, "/dashboard/api/events", content=body, headers={"content-type": form}
+    )
+    assert answer.status_code == 400
+    assert said in answer.text
+    assert "give it once" in answer.text
+    assert stack.api("/events?limit=1")["events"] == before
+
+
+@pytest.mark.parametrize("kind", ["text/plain", None, "application/json"])
+def test_a_body_that_is_not_json_says_what_to_send(
+    stack: Stack, kind: str | None
+) -> None:
+    headers = {"content-type": kind} if kind else {}
+    answer = post(
+        stack, "/dashboard/api/events", content=b"name=dash/x", headers=headers
+    )
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_json"
+    message = error["message"]
+    assert "not JSON: not JSON" not in message
+    assert "send a JSON object as application/json, such as " in message
+    assert '{"name": "app/user.created", "data": {"key": "value"}}' in message
+    assert "application/x-www-form-urlencoded" in message
+    if kind == "text/plain":
+        assert message.startswith("the body, sent as 'text/plain', is not JSON (")
+    if kind == "application/json":
+        assert message.startswith("the body is not valid JSON (")
 
 
 def test_a_form_name_with_a_line_break_is_refused(stack: Stack) -> None:
