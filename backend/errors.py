@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("digest.backend.api")
 
@@ -94,19 +95,70 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+# Pydantic's prefixes on the messages of a validator's own ValueError or
+# AssertionError; the sentence after them is the validator's.
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
 def describe_validation_error(exc: ValidationError | RequestValidationError) -> str:
-    """One readable sentence per problem: the field, what is wrong with it."""
+    """One readable sentence per problem: the field, what is wrong with it.
+
+    A problem of the whole body (a model validator's, which has no field) is
+    its message alone, without pydantic's "Value error, " in front.
+    """
     parts = []
     for problem in exc.errors():
         where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body")
         kind = problem.get("type", "")
+        message = str(problem.get("msg", "is invalid"))
+        for prefix in _PYDANTIC_PREFIXES:
+            message = message.removeprefix(prefix)
         if kind == "extra_forbidden":
             parts.append(f"unknown field '{where}': remove it")
         elif kind == "missing":
             parts.append(f"'{where}' is required")
+        elif where:
+            parts.append(f"'{where}': {message}")
         else:
-            parts.append(f"'{where or 'body'}': {problem.get('msg', 'is invalid')}")
+            parts.append(message)
     return "; ".join(parts)
+
+
+# What to send to a path that was asked with a method it does not answer,
+# beyond the methods its Allow header names.
+METHOD_HINTS = {
+    "/api/dev/token": 'POST a JSON object such as {"sub": "local-user"}',
+}
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request, allow: str) -> list[str]:
+    """Every method the request's path answers, from all its routes.
+
+    Starlette's Allow header names only the first route whose path matched,
+    so GET and POST on one path, declared as two routes, would name one:
+    each method is asked of every route instead, as the router would.
+    """
+    methods = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return methods or [m.strip() for m in allow.split(",") if m.strip()]
+
+
+def method_not_allowed_message(method: str, path: str, allowed: list[str]) -> str:
+    """A 405's message: the methods `path` answers, and what to send it."""
+    if not allowed:
+        return f"{path} does not answer {method}"
+    message = f"{path} does not answer {method}; it answers {' or '.join(allowed)}"
+    hint = METHOD_HINTS.get(path.rstrip("/") or "/")
+    return f"{message}: {hint}" if hint else message
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -132,15 +184,24 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error.body(), status_code=error.status)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
+        message = str(exc.detail)
+        headers = exc.headers
+        if exc.status_code == 405:
+            allowed = allowed_methods(request, (headers or {}).get("Allow", ""))
+            message = method_not_allowed_message(
+                request.method, request.url.path, allowed
+            )
+            if allowed:
+                headers = {**(headers or {}), "Allow": ", ".join(allowed)}
         body = {
             "error": {
                 "code": codes.get(exc.status_code, "http_error"),
-                "message": str(exc.detail),
+                "message": message,
             }
         }
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -191,11 +191,12 @@ def build_functions(
                 )
             sentences = sum(len(chunk) for chunk in chunks)
             if sentences == 0:
-                raise inngest.NonRetriableError(
-                    "the document has no prose to summarise: headings, code "
-                    "blocks, tables and directives are skipped, and nothing "
-                    "else was left"
+                # Say what is true of this document: blocks that were skipped,
+                # or just no sentence (a lone word, a few words, no stop).
+                reason = await run_cpu(
+                    summarizer.no_prose_reason, text, loaded["format"]
                 )
+                raise inngest.NonRetriableError(reason)
             await jobs.save_chunks(job_id, chunks)
             total = len(FIXED_STEPS) + len(chunks)
             await jobs.finish_step(job_id, "split", total=total)

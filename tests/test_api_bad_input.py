@@ -423,9 +423,93 @@ def test_content_length_over_the_limit_is_named_as_the_header(
     assert error["message"].startswith(
         "the Content-Length header declares 99999999 bytes"
     )
-    assert "send a Content-Length that matches it" in error["message"]
+    assert "with a Content-Length that matches the body" in error["message"]
     assert error["limit_bytes"] == 2_000_000
     assert _job_count(lone_backend) == before
+
+
+def test_content_length_far_over_the_limit_names_one_limit(
+    lone_backend: stack.Service,
+) -> None:
+    # One sentence: what the header declares, the document limit, and what
+    # to do; not the body cap that JSON escapes add up to besides.
+    status, found = _status_and_json(
+        _raw_post(lone_backend, content_length=str(10**12), body=b"{}")
+    )
+    assert status == 413
+    error = found["error"]
+    assert isinstance(error, dict)
+    assert error["message"] == (
+        "the Content-Length header declares 1000000000000 bytes, more than the "
+        "2000000 bytes a document may hold, so the body was not read; send a "
+        "shorter document or split it, with a Content-Length that matches the body"
+    )
+
+
+def test_multipart_body_cut_short_is_named_as_such(
+    lone_backend: stack.Service,
+) -> None:
+    whole = (
+        b"--x\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\n"
+        b"A document that is cut short in the middle of its"
+    )
+    before = _job_count(lone_backend)
+    status, found = _status_and_json(
+        _raw_post(
+            lone_backend,
+            content_length=str(len(whole)),
+            body=whole,
+            content_type="multipart/form-data; boundary=x",
+        )
+    )
+    assert status == 400, found
+    error = found["error"]
+    assert isinstance(error, dict)
+    message = str(error["message"])
+    assert message.startswith("the multipart body is malformed or cut short"), message
+    assert "'--x--'" in message
+    assert "'file' is required" not in message
+    assert _job_count(lone_backend) == before
+
+
+def test_json_nested_too_deeply_says_so(lone_backend: stack.Service) -> None:
+    answer = _post(
+        lone_backend,
+        content=b'{"text": ' + b"[" * 30000 + b"]" * 30000 + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text
+    message = answer.json()["error"]["message"]
+    assert "too deeply nested" in message
+    assert "recursion" not in message
+
+
+def test_body_with_both_sources_names_the_rule_alone(
+    lone_backend: stack.Service,
+) -> None:
+    answer = _post(lone_backend, json={"url": "https://a.example/", "text": "A b."})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["message"] == (
+        "send exactly one of 'text' (the document) or 'url' (where to fetch it)"
+    )
+
+
+def test_wrong_method_names_the_allowed_ones(lone_backend: stack.Service) -> None:
+    answer = httpx.get(f"{lone_backend.url}/api/dev/token", timeout=10)
+    assert answer.status_code == 405
+    error = answer.json()["error"]
+    assert error["code"] == "method_not_allowed"
+    assert error["message"] == (
+        "/api/dev/token does not answer GET; it answers POST: "
+        'POST a JSON object such as {"sub": "local-user"}'
+    )
+    answer = httpx.delete(f"{lone_backend.url}/api/summaries", timeout=10)
+    assert answer.status_code == 405
+    message = answer.json()["error"]["message"]
+    assert message == "/api/summaries does not answer DELETE; it answers GET or POST"
+    assert answer.headers["allow"] == "GET, POST"
 
 
 def test_body_shorter_than_its_content_length_is_no_server_error(

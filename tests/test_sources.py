@@ -256,6 +256,41 @@ def test_bad_uploads_are_refused(
     assert says in answer.json()["error"]["message"]
 
 
+# Latin-1 prose with one NUL (character 30 of 60); every other character prints.
+LATIN1_WITH_NUL = (
+    "Caf\xe9 cr\xe8me: the r\xe9sum\xe9 lists \x00 "
+    "every na\xefve fa\xe7ade in Z\xfcrich."
+).encode("latin-1")
+
+
+def test_refused_bytes_name_their_own_reason() -> None:
+    from functions.sources.decode import NotText, decode_text
+
+    with pytest.raises(NotText) as nul:
+        decode_text(LATIN1_WITH_NUL)
+    says = str(nul.value)
+    assert "control characters" not in says
+    assert "character 30 of 60 is a NUL" in says
+    assert "send the document as plain text without NUL bytes" in says
+
+    with pytest.raises(NotText) as control:
+        decode_text(bytes(range(1, 32)) * 10)
+    says = str(control.value)
+    assert "NUL" not in says
+    assert "read as UTF-8, 260 of its 310 characters are control characters" in says
+    assert "send the document as plain text" in says
+
+
+def test_latin1_upload_with_one_nul_is_refused_for_the_nul(
+    fetching_stack: Stack,
+) -> None:
+    answer = _upload(fetching_stack, "cafe.txt", LATIN1_WITH_NUL)
+    assert answer.status_code == 422, answer.text
+    says = answer.json()["error"]["message"]
+    assert "is a NUL" in says, says
+    assert "control characters" not in says, says
+
+
 def test_upload_without_a_file_part_is_a_422(fetching_stack: Stack) -> None:
     with fetching_stack.api as http:
         answer = http.post("/api/summaries", files={"other": ("a.txt", b"x")})

@@ -42,23 +42,18 @@ def declared_length(request: Request) -> int | None:
     return None
 
 
-async def read_capped(
-    request: Request, *, cap: int, too_large: Callable[[], PayloadTooLarge]
-) -> bytes:
+# What `read_capped` refuses a body with: called with the size its
+# Content-Length declares when that alone is over the cap (nothing was read),
+# or with None once more than the cap has arrived.
+TooLarge = Callable[[int | None], PayloadTooLarge]
+
+
+async def read_capped(request: Request, *, cap: int, too_large: TooLarge) -> bytes:
     """The whole body, refused with `too_large()` once it is over `cap` bytes
-    (at once if its Content-Length says it will be)."""
+    (at once, with `too_large(declared)`, if its Content-Length says so)."""
     declared = declared_length(request)
     if declared is not None and declared > cap:
-        refused = too_large()
-        # Nothing was read: the header alone is over the cap. It may be true
-        # (a document that is too large) or false (a body that is smaller).
-        raise PayloadTooLarge(
-            f"the Content-Length header declares {declared} bytes, more than "
-            f"the {cap} bytes a request here may have, so the body was not "
-            f"read: {refused.message}; or, if the body is smaller than that "
-            "header says, send a Content-Length that matches it",
-            **refused.details,
-        )
+        raise too_large(declared)
     idle = _idle_seconds(request)
     raw = bytearray()
     chunks = request.stream()
@@ -75,7 +70,7 @@ async def read_capped(
                 raise _stalled(request, declared, len(raw), idle) from None
             raw += chunk
             if len(raw) > cap:
-                raise too_large()
+                raise too_large(None)
     except ClientDisconnect:
         raise _incomplete(request, declared, len(raw)) from None
     finally:
@@ -141,19 +136,23 @@ async def read_json_object(request: Request, *, max_text_bytes: int) -> dict[str
         what="document",
         example=SUMMARY_EXAMPLE,
         cap=max_text_bytes * ESCAPE_ALLOWANCE + ENVELOPE_BYTES,
-        too_large=lambda: _too_large(max_text_bytes),
+        too_large=lambda declared: _too_large(max_text_bytes, declared),
     )
 
 
 async def read_small_json_object(request: Request, *, example: str) -> dict[str, Any]:
     """A JSON object of a few fields, such as `example`, at most 64 KiB."""
 
-    def too_large() -> PayloadTooLarge:
-        return PayloadTooLarge(
-            f"the body may hold at most {ENVELOPE_BYTES} bytes; send an object "
-            f"such as {example}",
-            limit_bytes=ENVELOPE_BYTES,
+    def too_large(declared: int | None) -> PayloadTooLarge:
+        remedy = f"send an object such as {example}"
+        message = (
+            f"the body may hold at most {ENVELOPE_BYTES} bytes; {remedy}"
+            if declared is None
+            else declared_over(
+                declared, f"the {ENVELOPE_BYTES} bytes this body may hold", remedy
+            )
         )
+        return PayloadTooLarge(message, limit_bytes=ENVELOPE_BYTES)
 
     return await _json_object(
         request, what="body", example=example, cap=ENVELOPE_BYTES, too_large=too_large
@@ -166,7 +165,7 @@ async def _json_object(
     what: str,
     example: str,
     cap: int,
-    too_large: Callable[[], PayloadTooLarge],
+    too_large: TooLarge,
 ) -> dict[str, Any]:
     media_type = _media_type(request)
     if media_type.lower() != "application/json":
@@ -180,7 +179,15 @@ async def _json_object(
         raise InvalidJson(f"the body is empty; send a JSON object such as {example}")
     try:
         value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except RecursionError:
+        # Python's own parser gives up at its recursion limit (about a
+        # thousand levels); the error it raises names Python, not the body.
+        raise InvalidJson(
+            "the body's JSON is too deeply nested (arrays or objects inside "
+            "one another about a thousand levels deep or more); send a flat "
+            f"object such as {example}"
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidJson(
             f"the body is not valid JSON ({exc}); send an object such as {example}"
         ) from None
@@ -203,11 +210,27 @@ def _json_kind(value: object) -> str:
     return "an array"
 
 
-def _too_large(max_text_bytes: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"'text' may hold at most {max_text_bytes} bytes of UTF-8; "
-        "send a shorter document or split it",
-        limit_bytes=max_text_bytes,
+def _too_large(max_text_bytes: int, declared: int | None = None) -> PayloadTooLarge:
+    remedy = "send a shorter document or split it"
+    message = (
+        f"'text' may hold at most {max_text_bytes} bytes of UTF-8; {remedy}"
+        if declared is None
+        else declared_over(
+            declared, f"the {max_text_bytes} bytes a document may hold", remedy
+        )
+    )
+    return PayloadTooLarge(message, limit_bytes=max_text_bytes)
+
+
+def declared_over(declared: int, limit: str, remedy: str) -> str:
+    """One sentence for a body refused from its Content-Length alone: the
+    size it declares, the limit it is over (`limit`), and what to do."""
+    # Nothing was read, so the header may be false (the body smaller than
+    # it says): the remedy asks for one that matches, too.
+    return (
+        f"the Content-Length header declares {declared} bytes, more than "
+        f"{limit}, so the body was not read; {remedy}, with a Content-Length "
+        "that matches the body"
     )
 
 

@@ -7,6 +7,7 @@ limit costs no more than the limit. The file's name picks how it is read:
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -15,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Message
 
-from backend.api.body import read_capped
+from backend.api.body import declared_over, read_capped
 from backend.errors import (
     ApiError,
     InvalidRequest,
@@ -45,8 +46,10 @@ async def read_upload(
     raw = await read_capped(
         request,
         cap=max_bytes + ENVELOPE_BYTES,
-        too_large=lambda: _too_large(max_bytes),
+        too_large=lambda declared: _too_large(max_bytes, declared),
     )
+
+    _check_complete(raw, request.headers.get("content-type", ""))
 
     async def replay() -> Message:
         return {"type": "http.request", "body": raw, "more_body": False}
@@ -111,6 +114,32 @@ async def _document(
     return {**fields, "text": text}, kind == "html"
 
 
+_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
+
+
+def _check_complete(raw: bytes, content_type: str) -> None:
+    """Refuse a multipart body that never reaches its closing boundary.
+
+    The parser reads what is there without complaint, so a body cut short
+    would otherwise lose its parts silently and be refused for a missing
+    'file' that the client did send.
+    """
+    match = _BOUNDARY.search(content_type)
+    if match is None:
+        raise ApiError(
+            "the multipart body cannot be read: its Content-Type names no "
+            "boundary; send 'multipart/form-data; boundary=...' as an HTTP "
+            "client builds it"
+        )
+    boundary = (match.group(1) or match.group(2)).encode("latin-1", "replace")
+    if b"--" + boundary + b"--" not in raw:
+        raise ApiError(
+            f"the multipart body is malformed or cut short: it never reaches "
+            f"its closing line '--{boundary.decode('latin-1')[:70]}--' after "
+            f"{len(raw)} bytes; send the whole body, as an HTTP client builds it"
+        )
+
+
 def _whole_number(value: str) -> int:
     if not value.strip().isascii() or not value.strip().isdigit():
         raise InvalidRequest(
@@ -119,8 +148,11 @@ def _whole_number(value: str) -> int:
     return int(value.strip())
 
 
-def _too_large(max_bytes: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"'file' may hold at most {max_bytes} bytes; send a smaller document",
-        limit_bytes=max_bytes,
+def _too_large(max_bytes: int, declared: int | None = None) -> PayloadTooLarge:
+    remedy = "send a smaller document"
+    message = (
+        f"'file' may hold at most {max_bytes} bytes; {remedy}"
+        if declared is None
+        else declared_over(declared, f"the {max_bytes} bytes a 'file' may hold", remedy)
     )
+    return PayloadTooLarge(message, limit_bytes=max_bytes)

@@ -12,7 +12,7 @@ from .base import Summarizer, TextRankSummarizer
 from .chunks import chunk_sentences
 from .detect import Format, detect_format
 from .items import Candidate, SentenceItem
-from .markup import extract_prose
+from .markup import extract_prose, no_prose_reason
 from .pipeline import summarize
 from .ranking import combine, rank_chunk
 from .sentences import split_sentences
@@ -27,6 +27,7 @@ __all__ = [
     "combine",
     "detect_format",
     "extract_prose",
+    "no_prose_reason",
     "rank_chunk",
     "split_sentences",
     "summarize",

@@ -9,7 +9,7 @@ from markdown_it.token import Token
 
 from ._text import collapse_whitespace
 from .detect import FORMATS, header_block_length
-from .rst import rst_paragraphs
+from .rst import rst_paragraphs, rst_skips_blocks
 
 _YAML_FRONT_MATTER = re.compile(
     r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S
@@ -32,6 +32,62 @@ def extract_prose(text: str, fmt: str) -> list[str]:
     if fmt == "markdown":
         return _markdown_paragraphs(_YAML_FRONT_MATTER.sub("", body, count=1))
     return _text_paragraphs(body)
+
+
+# The reason a document with no sentence left after its non-prose blocks were
+# skipped is refused; when nothing was skipped, no_prose_reason says so.
+SKIPPED_EVERYTHING = (
+    "the document has no prose to summarise: headings, code blocks, tables "
+    "and directives are skipped, and nothing else was left"
+)
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def no_prose_reason(text: str, fmt: str) -> str:
+    """Why *text* gave no sentence, in words that are true of it.
+
+    Called once extract_prose and split_sentences found nothing. When the
+    document held blocks that are skipped (headings, code, tables, directives,
+    metadata), those are the reason; otherwise it simply has no sentence,
+    such as "x" or a few words without a full stop.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    header = header_block_length(text)
+    body = text[header:]
+    if header or _skips_blocks(body, fmt):
+        return SKIPPED_EVERYTHING
+    words = sum(1 for word in text.split() if _LETTER.search(word))
+    return (
+        f"no sentence found: the document has {words} "
+        f"word{'' if words == 1 else 's'} and no complete sentence; send prose "
+        "of at least one sentence"
+    )
+
+
+# Markdown tokens that open a block extract_prose leaves out.
+_MARKDOWN_SKIPPED = frozenset(
+    {"heading_open", "fence", "code_block", "table_open", "html_block"}
+)
+
+
+def _skips_blocks(body: str, fmt: str) -> bool:
+    if fmt == "rst":
+        return rst_skips_blocks(body)
+    if fmt == "markdown":
+        if _YAML_FRONT_MATTER.match(body):
+            return True
+        parser = MarkdownIt("commonmark", {"html": True}).enable("table")
+        return any(token.type in _MARKDOWN_SKIPPED for token in parser.parse(body))
+    # Plain text: a lone short line is taken for a heading, but a document of
+    # nothing else has no heading to speak of, only too few words.
+    return any(
+        _FENCE.match(line)
+        or _UNDERLINE.match(line)
+        or _TABLE_ROW.search(line)
+        or (line.startswith("    ") and line.strip())
+        for line in body.expandtabs(8).splitlines()
+    )
 
 
 def _inline_text(inline: Token) -> str:

@@ -130,12 +130,30 @@ def _inline_text(node: nodes.Element) -> str:
     return "".join(parts)
 
 
-def rst_paragraphs(text: str) -> list[str]:
-    """Return the prose paragraphs of *text* as plain, single-spaced strings."""
+def _doctree(text: str) -> nodes.document:
     # The sentinel must not occur in the input, or it would eat real spaces.
     source = text.replace(_DROPPED, "")
     source = _ROLE_SUFFIX.sub("", _ROLE_PREFIX.sub("", source))
-    doctree = docutils.core.publish_doctree(source, settings_overrides=_SETTINGS)
+    doctree: nodes.document = docutils.core.publish_doctree(
+        source, settings_overrides=_SETTINGS
+    )
+    return doctree
+
+
+def rst_skips_blocks(text: str) -> bool:
+    """Whether *text* holds a block rst_paragraphs leaves out: a title, code,
+    a table, a directive's output, a comment, a target or a skipped section."""
+    for node in _doctree(text).findall(nodes.Element):
+        if isinstance(node, _EXCLUDED_ANCESTORS):
+            return True
+        if isinstance(node, nodes.section) and _section_title(node) in _SKIPPED:
+            return True
+    return False
+
+
+def rst_paragraphs(text: str) -> list[str]:
+    """Return the prose paragraphs of *text* as plain, single-spaced strings."""
+    doctree = _doctree(text)
     paragraphs: list[str] = []
     for paragraph in doctree.findall(nodes.paragraph):
         if _is_excluded(paragraph):

@@ -42,3 +42,34 @@ def test_text_without_spaces_between_words_is_kept() -> None:
 
 def test_text_without_letters_has_no_summary() -> None:
     assert summarize("1234 5678\n\n---- ++++", 3) == []
+
+
+def test_text_without_a_sentence_is_refused_for_that_not_for_skipped_blocks() -> None:
+    from functions.summarizer import detect_format, no_prose_reason
+
+    for text, words in [("x", "1 word"), ("a few words here", "4 words")]:
+        fmt = detect_format(text)
+        assert summarize(text, 3, fmt=fmt) == []
+        reason = no_prose_reason(text, fmt)
+        assert reason == (
+            f"no sentence found: the document has {words} and no complete "
+            "sentence; send prose of at least one sentence"
+        )
+        assert "skipped" not in reason
+
+
+def test_document_whose_blocks_were_all_skipped_says_so() -> None:
+    from functions.summarizer import detect_format, no_prose_reason
+
+    for text in [
+        "Heading\n=======\n\n::\n\n    x = 1\n",
+        "# Only a heading\n",
+        "```\ncode()\n```\n",
+        "| a | b |\n|---|---|\n| 1 | 2 |\n",
+        "Notes\n\n    indented code\n",
+    ]:
+        fmt = detect_format(text)
+        assert summarize(text, 3, fmt=fmt) == [], text
+        assert no_prose_reason(text, fmt).startswith(
+            "the document has no prose to summarise: headings, code blocks"
+        ), text
