@@ -103,8 +103,29 @@ def _client(url: str | None, token: str | None) -> Iterator[DigestClient]:
         ) as client:
             yield client
     except ClientError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        message = str(exc)
+        if url is None and not isinstance(exc, ApiError):
+            message += _gone_tunnel(settings.digest_home, base_url)
+        typer.echo(f"error: {message}", err=True)
         raise typer.Exit(1) from None
+
+
+def _gone_tunnel(home: Path, base_url: str) -> str:
+    """What to add to a connection error when PUBLIC_URL is the address of
+    a tunnel that was killed (its record says so: tunnel.record); else ""."""
+    from tunnel.record import stale_record
+
+    record = stale_record(home, "PUBLIC_URL")
+    if record is None or record.url.rstrip("/") != base_url:
+        return ""
+    before = (
+        f"it was {record.before} before" if record.before else "it was unset before"
+    )
+    return (
+        f"; PUBLIC_URL was written by a tunnel that is no longer running (pid "
+        f"{record.pid}, in {record.env_file}; {before}): run `digest tunnel up "
+        "--target backend` again, which puts it back first, or give --url"
+    )
 
 
 def _refuse(message: str) -> NoReturn:

@@ -40,6 +40,7 @@ from digest.profile import (
     without_password,
 )
 from digest.settings import Settings
+from tunnel.record import TunnelRecord, stale_record
 
 Status = Literal["ok", "fail", "skip"]
 
@@ -47,6 +48,8 @@ Status = Literal["ok", "fail", "skip"]
 CLOUD_API = "https://api.inngest.com"
 CLOUD_EVENT_API = "https://inn.gs"
 SERVE_PATH = "/api/inngest"
+# The settings a tunnel writes (digest.tunnel_up), with its target.
+TUNNEL_TARGETS = {"PUBLIC_URL": "backend", "INNGEST_BASE_URL": "executor"}
 UNSIGNED_EXECUTOR = "the executor is an unsigned dev server; the key is not used"
 
 
@@ -85,6 +88,9 @@ class Doctor:
     unsigned_executor: bool | None = None
     # The profile's problems, once `profile` has looked.
     found: list[Problem] | None = None
+    # Settings still holding the URL of a tunnel that is gone, once
+    # `tunnels` has looked (tunnel.record).
+    stale: dict[str, TunnelRecord] | None = None
 
     @property
     def cloud(self) -> bool:
@@ -136,7 +142,7 @@ class Doctor:
         return key.get_secret_value() if key else None
 
     def run(self) -> list[Check]:
-        checks = [self.profile(), self.database(), self.executor()]
+        checks = [self.profile(), *self.tunnels(), self.database(), self.executor()]
         if self.service == "api" and not self.settings.serve_functions:
             # The executor calls the functions service, not this backend.
             elsewhere = (
@@ -184,6 +190,37 @@ class Doctor:
             f"{len(found)} problem(s) in the {name}; {files}",
             "\n".join(str(problem) for problem in found),
         )
+
+    def tunnels(self) -> list[Check]:
+        """A failing `tunnel` check for each setting that a tunnel wrote
+        and that stayed written when the tunnel was killed; none when no
+        tunnel left anything. Only looks: the setting's lock is tried
+        without waiting, and a live tunnel's setting is never reported."""
+        self.stale = {}
+        checks = []
+        for setting, target in TUNNEL_TARGETS.items():
+            record = stale_record(self.settings.digest_home, setting)
+            if record is None:
+                continue
+            self.stale[setting] = record
+            checks.append(
+                fail(
+                    "tunnel",
+                    f"{setting}={record.url} in {record.env_file} was written "
+                    f"by a tunnel that is no longer running (pid {record.pid})",
+                    f"run `digest tunnel up --target {target}` again (it first "
+                    f"puts {setting} back, {_before(record)}; Ctrl-C closes "
+                    f"it), or {_by_hand(record)}",
+                )
+            )
+        return checks
+
+    def stale_public_url(self) -> TunnelRecord | None:
+        """The gone tunnel's record when PUBLIC_URL in effect is its URL."""
+        record = (self.stale or {}).get("PUBLIC_URL")
+        if record is None or self.settings.public_url != record.url:
+            return None
+        return record
 
     def database(self) -> Check:
         unusable = self.unusable("database", "DATABASE_URL")
@@ -315,6 +352,14 @@ class Doctor:
             if self.service == "functions"
             else " (or `digest tunnel up --target backend`, which syncs)"
         )
+        gone = self.stale_public_url() if self.origin_setting == "PUBLIC_URL" else None
+        if gone is not None:
+            # Its address is dead: a sync there is what went wrong.
+            sync_fix = (
+                f"PUBLIC_URL is a closed tunnel's address (see the tunnel "
+                f"check); once it is put back, sync at the backend's URL: curl "
+                f"-X PUT {gone.before or _default_public_url()}{SERVE_PATH}"
+            )
         if not urls:
             return None, fail(
                 "sync",
@@ -509,6 +554,22 @@ def _is_event_api_refusal(answer: httpx.Response) -> bool:
         and isinstance(body.get("ids"), list)
         and isinstance(body.get("error"), str)
     )
+
+
+def _before(record: TunnelRecord) -> str:
+    if record.before is None:
+        return "unset as it was before"
+    return f"to {record.before}"
+
+
+def _by_hand(record: TunnelRecord) -> str:
+    if record.before is None:
+        return f"delete the {record.setting} line from {record.env_file}"
+    return f"set {record.setting}={record.before} there yourself"
+
+
+def _default_public_url() -> str:
+    return str(Settings.model_fields["public_url"].default)
 
 
 def _start_executor_fix(settings: Settings) -> str:

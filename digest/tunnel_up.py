@@ -39,6 +39,7 @@ from tunnel import (
     remove_url,
     write_url,
 )
+from tunnel.record import TunnelRecord, drop_record, put_back_stale, write_record
 
 Target = Literal["executor", "backend"]
 SETTING_OF: dict[Target, str] = {
@@ -71,6 +72,9 @@ class OpenedTunnel:
     before: str | None = None
     # This process's hold on the setting (see hold_setting), let go on close.
     hold: IO[str] | None = None
+    # DIGEST_HOME, where the record of what this tunnel wrote is kept
+    # (tunnel.record), dropped on close.
+    home: Path | None = None
 
     @property
     def changed(self) -> bool:
@@ -84,6 +88,8 @@ class OpenedTunnel:
         else:
             write_url(self.env_file, self.setting, self.before)
             echo(f"{self.setting} is {self.before} again in {self.env_file}")
+        if self.home is not None:
+            drop_record(self.home, self.setting)
         if self.hold is not None:
             self.hold.close()
 
@@ -150,8 +156,13 @@ def open_and_record(
     Raises TunnelError (from `tunnel`) with the fix when it cannot open.
     """
     setting = SETTING_OF[target]
+    home = settings.digest_home
     hold = hold_setting(settings, setting)
     try:
+        # A killed tunnel's URL is put back first, as its close would have.
+        healed = put_back_stale(home, setting, locked=True)
+        if healed is not None:
+            echo(healed)
         tunnel = make_tunnel(provider, settings)
         url = tunnel.open(port)
     except BaseException:
@@ -160,13 +171,17 @@ def open_and_record(
     env_file = local_env_file(settings)
     last = LAST_PREFIX + setting
     previous = read_url(env_file, last)
-    before = write_url(env_file, setting, url)
-    write_url(env_file, last, url)
+    before = read_url(env_file, setting)
     if before == previous:
-        # A tunnel's URL left behind (a tunnel that was killed), not a
-        # value of the user's: nothing to put back.
+        # A tunnel's URL left behind by a tunnel killed before tunnels kept
+        # a record, not a value of the user's: nothing to put back.
         before = None
-    opened = OpenedTunnel(tunnel, url, previous, setting, env_file, before, hold)
+    # Recorded before it is written: a tunnel killed in between leaves a
+    # record whose URL is not in the file, which is then simply dropped.
+    write_record(home, TunnelRecord(setting, str(env_file), url, before, os.getpid()))
+    write_url(env_file, setting, url)
+    write_url(env_file, last, url)
+    opened = OpenedTunnel(tunnel, url, previous, setting, env_file, before, hold, home)
     echo(f"tunnel ({provider}) {url} -> 127.0.0.1:{port}")
     echo(f"wrote {setting}={url} to {env_file}")
     if previous and opened.changed:
@@ -298,6 +313,28 @@ def run_tunnel_up(
         typer.echo(f"the tunnel did not open: {exc}", err=True)
         return 2
     return 0
+
+
+def put_back_stale_tunnels(echo: Echo) -> bool:
+    """At the start of `digest dev` or `digest serve` (dev profile): put
+    back each setting a killed tunnel left written (tunnel.record), as its
+    close would have, saying so in one line each; a live tunnel's setting
+    is left alone. When one was, the process's settings are read again.
+    """
+    from digest.settings import get_settings
+
+    settings = get_settings()
+    if not settings.is_dev:
+        return False
+    healed = False
+    for setting in SETTING_OF.values():
+        said = put_back_stale(settings.digest_home, setting)
+        if said is not None:
+            echo(said)
+            healed = True
+    if healed:
+        get_settings.cache_clear()
+    return healed
 
 
 def open_for_dev(settings: Settings, port: int) -> OpenedTunnel:

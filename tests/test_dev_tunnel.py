@@ -31,6 +31,7 @@ from tests.tunnel_helpers import (
     DigestProcess,
     Witness,
     project_env,
+    run_digest,
 )
 
 LOCAL_FILE_START = "# this project's own settings\nTUNNEL_PROVIDER=lan\n"
@@ -252,3 +253,54 @@ def test_dev_tunnel_that_cannot_open_exits_2_before_starting_anything(
     assert not (project.home / "executor.log").exists()
     assert not listening("127.0.0.1", project.executor_port)
     assert project.local_file.read_text() == LOCAL_FILE_START
+
+
+def test_dev_tunnel_killed_is_named_by_doctor_and_put_back_by_the_next_start(
+    project: Project,
+) -> None:
+    """`digest dev --tunnel` SIGKILLed (with its executor) leaves the
+    tunnel's PUBLIC_URL behind; doctor names it, and the next start puts
+    the user's own value back before writing its own URL."""
+    port = project.port
+    first_url, second_url = f"http://{FIRST}:{port}", f"http://{SECOND}:{port}"
+    mine = f"http://127.0.0.1:{port}"
+    with project.local_file.open("a") as local:
+        local.write(f"PUBLIC_URL={mine}\n")
+    first = project.dev(FIRST)
+    try:
+        wait_for_sync(project, first, first_url)
+        first.kill()
+    finally:
+        first.stop()
+    assert dotenv_values(project.local_file)["PUBLIC_URL"] == first_url
+    deadline = time.monotonic() + 30
+    while listening("127.0.0.1", project.executor_port) or listening("127.0.0.1", port):
+        assert time.monotonic() < deadline, "the killed stack still listens"
+        time.sleep(0.2)
+    assert_nothing_listens(project, FIRST)
+
+    done = run_digest(
+        project.folder,
+        ["doctor"],
+        {**project.env, "INNGEST_BASE_URL": project.executor_url},
+    )
+    assert done.returncode == 1, done
+    said = " ".join(done.stdout.split())
+    assert f"fail tunnel PUBLIC_URL={first_url}" in said, said
+    assert f"no longer running (pid {first.process.pid})" in said
+    assert f"curl -X PUT {first_url}" not in said
+
+    second = project.dev(SECOND)
+    try:
+        wait_for_sync(project, second, second_url)
+        said = second.text()
+        assert (
+            f"PUBLIC_URL pointed at a tunnel that is gone ({first_url}); "
+            f"put back to {mine}"
+        ) in said, said
+        assert second.interrupt() == 0
+    finally:
+        second.stop()
+    assert_nothing_listens(project, SECOND)
+    assert dotenv_values(project.local_file)["PUBLIC_URL"] == mine
+    assert project.local_file.read_text().startswith(LOCAL_FILE_START)

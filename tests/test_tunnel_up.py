@@ -5,6 +5,7 @@ tunnel (its URL is the local one), so that no address but loopback is used."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import socket
@@ -22,8 +23,16 @@ from dotenv import dotenv_values
 from digest.stack import Service, free_port
 from tests.conftest import Stack, start_stack
 from tests.prod_functions import new_prod_key, start_prod_functions
-from tests.tunnel_helpers import FIRST, ROOT, DigestProcess, project_env
+from tests.tunnel_helpers import (
+    FIRST,
+    ROOT,
+    SECOND,
+    DigestProcess,
+    project_env,
+    run_digest,
+)
 from tunnel.lan import LanTunnel
+from tunnel.record import put_back_stale
 
 
 @pytest.fixture
@@ -245,3 +254,96 @@ def test_a_second_tunnel_for_the_same_setting_is_refused_and_writes_nothing(
         assert third.interrupt() == 0
     finally:
         third.stop()
+
+
+def test_a_killed_tunnels_setting_is_named_and_put_back_by_the_next_tunnel(
+    folder: Path, tmp_path: Path
+) -> None:
+    """SIGKILL leaves the tunnel's PUBLIC_URL in the file. While the tunnel
+    lives nothing touches it; once it is gone, doctor and the CLI say the
+    address is a dead tunnel's, and the next tunnel puts the user's value
+    back before it opens."""
+    port = free_port()
+    home = tmp_path / "home"
+    # Nothing of the lead's: an executor and a database that are not there.
+    env = {
+        "DIGEST_HOME": str(home),
+        "INNGEST_BASE_URL": f"http://127.0.0.1:{free_port()}",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'none.db'}",
+    }
+    local_file = folder / ".env.dev.local"
+    mine = f"http://127.0.0.1:{port}"
+    local_file.write_text(f"PUBLIC_URL={mine}\n")
+    first_url, second_url = f"http://{FIRST}:{port}", f"http://{SECOND}:{port}"
+
+    def lan_tunnel(address: str) -> DigestProcess:
+        return DigestProcess(
+            folder,
+            [
+                *("tunnel", "up", "--target", "backend"),
+                *("--provider", "lan", "--port", str(port)),
+            ],
+            {**env, "TUNNEL_LAN_ADDRESS": address},
+            f"tunnel-{address}",
+        )
+
+    def tunnel_checks() -> list[dict[str, str]]:
+        done = run_digest(folder, ["doctor", "--json"], env)
+        assert done.returncode == 1, done
+        checks = json.loads(done.stdout)["checks"]
+        return [check for check in checks if check["name"] == "tunnel"]
+
+    first = lan_tunnel(FIRST)
+    try:
+        first.wait_for("tunnel open")
+        assert dotenv_values(local_file)["PUBLIC_URL"] == first_url
+        written = local_file.read_text()
+        # Alive, its setting is nobody else's to put back: not by doctor,
+        # not by a start-up, not by a client's error.
+        assert tunnel_checks() == []
+        assert put_back_stale(home, "PUBLIC_URL") is None
+        done = run_digest(folder, ["status", "01ARZ3NDEKTSV4RRFFQ69G5FAV"], env)
+        assert done.returncode == 1, done
+        assert first_url in done.stderr
+        assert "no longer running" not in done.stderr
+        assert local_file.read_text() == written
+        first.kill()
+    finally:
+        first.stop()
+    assert "tunnel closed" not in first.text()
+    assert dotenv_values(local_file)["PUBLIC_URL"] == first_url
+
+    # Gone: doctor names the setting, the dead URL, and the fix.
+    [check] = tunnel_checks()
+    assert check["status"] == "fail", check
+    assert f"PUBLIC_URL={first_url} in {local_file}" in check["detail"]
+    assert f"no longer running (pid {first.process.pid})" in check["detail"]
+    assert "digest tunnel up --target backend" in check["fix"]
+    assert f"to {mine}" in check["fix"]
+    # The CLI's connection error says so too.
+    done = run_digest(folder, ["status", "01ARZ3NDEKTSV4RRFFQ69G5FAV"], env)
+    assert done.returncode == 1, done
+    assert f"cannot reach the backend at {first_url}" in done.stderr
+    assert "written by a tunnel that is no longer running" in done.stderr
+    assert f"it was {mine} before" in done.stderr
+    # Looking changed nothing.
+    assert dotenv_values(local_file)["PUBLIC_URL"] == first_url
+
+    # The next tunnel puts the user's value back first, so that its own
+    # close leaves that value, not none.
+    second = lan_tunnel(SECOND)
+    try:
+        said = second.wait_for("tunnel open")
+        healed = (
+            f"PUBLIC_URL pointed at a tunnel that is gone ({first_url}); "
+            f"put back to {mine} in {local_file}"
+        )
+        assert healed in said
+        assert said.index(healed) < said.index(f"wrote PUBLIC_URL={second_url}")
+        assert dotenv_values(local_file)["PUBLIC_URL"] == second_url
+        assert second.interrupt() == 0
+    finally:
+        second.stop()
+    written = dotenv_values(local_file)
+    assert written["PUBLIC_URL"] == mine, written
+    assert tunnel_checks() == []

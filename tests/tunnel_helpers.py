@@ -106,6 +106,21 @@ class DigestProcess:
                 self.process.send_signal(signal.SIGINT)
         return self.process.wait(timeout=60)
 
+    def kill(self) -> None:
+        """SIGKILL to every process of its group, as `kill -9` or an OOM
+        kill would end it: no handler runs, nothing is put back."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+        # Its children (the executor, CPU workers) die a moment later.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it is still running; and SIGKILL to any
         child it left behind (a test that failed must not leave one)."""
@@ -118,3 +133,18 @@ class DigestProcess:
                 self.process.wait(timeout=10)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def run_digest(
+    folder: Path, args: list[str], env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`digest ARGS` in `folder`, run to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "digest.cli", *args],
+        cwd=folder,
+        env=project_env(env),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
