@@ -231,6 +231,9 @@ def dev(
             # Keys in the environment would put the executor in cloud mode
             # beside a dev-mode backend: every sync refused, no job run.
             env=dict.fromkeys(DEV_EXECUTOR_UNSET, ""),
+            # A Ctrl-C in the terminal reaches only dev, which stops the
+            # executor itself after the backend, rather than both at once.
+            own_group=True,
         )
     except stack.CannotListen as exc:
         # Taken between the check above and the start.
@@ -259,20 +262,41 @@ def dev(
             "public_url": public_url,
         }
     )
-    try:
-        uvicorn.run(
+    server = uvicorn.Server(
+        uvicorn.Config(
             create_app(local),
             host="127.0.0.1",
             port=port,
             log_config=None,
             access_log=verbose,
         )
+    )
+
+    def give_up() -> None:
+        server.should_exit = True
+
+    # An executor that exits (killed, crashed) is started again on its port
+    # with its data dir, where it finds the runs in flight; a crash loop
+    # stops dev instead. Not once dev is shutting down.
+    watch = stack.Watch(
+        executor, on_give_up=give_up, keep_going=lambda: not server.should_exit
+    )
+    try:
+        # uvicorn re-raises SIGINT once it has shut down; uvicorn.run
+        # swallows the KeyboardInterrupt, and so does dev.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
     finally:
-        executor.stop()
+        watch.stop()
         if opened is not None:
             opened.tunnel.close()
             typer.echo("tunnel closed")
             opened.restore(typer.echo)
+    if watch.gave_up:
+        raise typer.Exit(1)
+    if not server.started:
+        # As uvicorn.run does when the backend could not start.
+        raise typer.Exit(3)
 
 
 def _exit_quietly(signum: int, _frame: object) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,8 @@ from typing import IO
 import httpx
 
 LOOPBACK = "127.0.0.1"
+
+log = logging.getLogger("digest.stack")
 
 
 class StackError(RuntimeError):
@@ -113,6 +117,10 @@ class Service:
     process: subprocess.Popen[bytes]
     log_path: Path
     _log: IO[bytes] | None = field(default=None, repr=False)
+    # How it was started, for `respawn`.
+    _start: Callable[[IO[bytes], bool], subprocess.Popen[bytes]] | None = field(
+        default=None, repr=False
+    )
 
     @property
     def pid(self) -> int:
@@ -163,25 +171,151 @@ class Service:
             self.process.kill()
             self.process.wait(timeout=10)
 
+    def respawn(self, *, thread_lives_long: bool = False) -> None:
+        """Start it again, exactly as it was started (same command, port,
+        environment and log), once it has exited; not waiting for it.
+
+        `thread_lives_long`: the calling thread, if not the main one, lives
+        as long as the service should, so the parent-death signal can be
+        asked for from it (see `_die_with_parent`).
+        """
+        if self._start is None or self.alive():
+            raise StackError(f"{self.name} cannot be started again now")
+        if self._log is not None:
+            self._log.close()
+        self._log = self.log_path.open("ab")
+        self.process = self._start(self._log, thread_lives_long)
+
+
+def exit_status(returncode: int) -> str:
+    """How a process ended, in words: `code 1`, `signal SIGKILL`."""
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"code {returncode}"
+
+
+class Watch:
+    """Starts `service` again each time it exits on its own, from a thread
+    that lives until `stop`, and gives up on a crash loop: more than
+    `max_restarts` exits within `window` seconds. Then `on_give_up` runs
+    (on the watch's thread) and `gave_up` is true.
+
+    The restarted process gets the parent-death signal too: it is forked
+    from this thread, which ends only in `stop`, after the process has been
+    stopped (or with this whole process). `keep_going` is asked before each
+    restart: False once the caller is shutting down, so that a service
+    stopping with it is not started again.
+    """
+
+    def __init__(
+        self,
+        service: Service,
+        *,
+        on_give_up: Callable[[], None],
+        keep_going: Callable[[], bool] = lambda: True,
+        max_restarts: int = 3,
+        window: float = 60.0,
+        interval: float = 0.5,
+    ) -> None:
+        self.service = service
+        self.gave_up = False
+        self._on_give_up = on_give_up
+        self._keep_going = keep_going
+        self._max_restarts = max_restarts
+        self._window = window
+        self._interval = interval
+        self._exits: deque[float] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"watch-{service.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching, then stop the service; no restart after this."""
+        with self._lock:
+            self._stopping.set()
+        self.service.stop()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            if self.service.alive():
+                continue
+            with self._lock:
+                if self._stopping.is_set() or not self._keep_going():
+                    return
+                if not self._restart():
+                    self.gave_up = True
+                    break
+        if self.gave_up:
+            self._on_give_up()
+
+    def _restart(self) -> bool:
+        """Start the service again unless it is in a crash loop; whether it
+        was started."""
+        service = self.service
+        how = exit_status(service.process.returncode)
+        now = time.monotonic()
+        self._exits.append(now)
+        while self._exits and self._exits[0] < now - self._window:
+            self._exits.popleft()
+        if len(self._exits) > self._max_restarts:
+            log.error(
+                "%s exited (%s) %d times within %.0f s: not starting it again; "
+                "stopping (log: %s)",
+                service.name,
+                how,
+                len(self._exits),
+                self._window,
+                service.log_path,
+            )
+            return False
+        log.warning(
+            "%s (pid %d) exited (%s); starting it again on %s (log: %s)",
+            service.name,
+            service.pid,
+            how,
+            service.url,
+            service.log_path,
+        )
+        try:
+            # This thread lives until `stop`: the new process dies with it.
+            service.respawn(thread_lives_long=True)
+        except (OSError, StackError) as exc:
+            log.error(
+                "%s could not be started again: %s; stopping (log: %s)",
+                service.name,
+                exc,
+                service.log_path,
+            )
+            return False
+        return True
+
 
 # prctl(2) option: the signal a child gets when the thread that forked it ends.
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def _die_with_parent(*, any_thread: bool = False) -> Callable[[], None] | None:
     """A preexec_fn that has the child sent SIGTERM when this process dies,
     however it dies (SIGKILL included): None where that cannot be had.
 
     Linux only. The kernel sends the signal when the *thread* that forked
     the child ends, not the process, so it is only asked for from the main
-    thread: a child started from a short-lived thread would be stopped
-    with it. Everything the child runs is resolved here, in the parent: the
-    child of a fork in a threaded process must take no lock (no import, no
-    logging) before it execs.
+    thread, unless `any_thread` says the calling thread lives as long as
+    the child should (a `Watch`'s): a child started from a short-lived
+    thread would be stopped with it. Everything the child runs is resolved
+    here, in the parent: the child of a fork in a threaded process must
+    take no lock (no import, no logging) before it execs.
     """
     if not sys.platform.startswith("linux"):
         return None
-    if threading.current_thread() is not threading.main_thread():
+    if not any_thread and threading.current_thread() is not threading.main_thread():
         return None
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -209,21 +343,37 @@ def _spawn(
     log_path: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    own_group: bool = False,
 ) -> Service:
+    """`own_group`: in a process group of its own, so that a Ctrl-C in the
+    terminal reaches only this process, which stops the service itself."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, *args]
+    full_env = {**os.environ, **(env or {})}
+
+    def start(log: IO[bytes], any_thread: bool) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            cwd=cwd,
+            # No service outlives the process that started it (`digest dev`
+            # killed with SIGKILL, a test run cut short).
+            preexec_fn=_die_with_parent(any_thread=any_thread),
+            process_group=0 if own_group else None,
+        )
+
     log = log_path.open("ab")
-    process = subprocess.Popen(
-        [sys.executable, *args],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        # No service outlives the process that started it (`digest dev`
-        # killed with SIGKILL, a test run cut short).
-        preexec_fn=_die_with_parent(),
+    return Service(
+        name=name,
+        url=url,
+        process=start(log, False),
+        log_path=log_path,
+        _log=log,
+        _start=start,
     )
-    return Service(name=name, url=url, process=process, log_path=log_path, _log=log)
 
 
 def start_executor(
@@ -234,10 +384,11 @@ def start_executor(
     extra_args: list[str] | None = None,
     log_path: Path | None = None,
     env: Mapping[str, str] | None = None,
+    own_group: bool = False,
 ) -> Service:
     """`python -m devserver` on a loopback port; `env` is laid over this
     process's environment (an empty value unsets a key: devserver reads an
-    empty variable as unset)."""
+    empty variable as unset). `own_group`: see `_spawn`."""
     port = _port_to_listen_on(port)
     args = ["-m", "devserver", "--host", LOOPBACK, "--port", str(port)]
     args += ["--data-dir", str(data_dir)]
@@ -250,6 +401,7 @@ def start_executor(
         url=f"http://{LOOPBACK}:{port}",
         log_path=log_path or data_dir / "executor.log",
         env=env,
+        own_group=own_group,
     )
     service.wait_until_ready("/health")
     return service

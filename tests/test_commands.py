@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from digest import stack
+from tests.conftest import CORPUS
 
 
 @contextlib.contextmanager
@@ -150,6 +151,110 @@ def test_dev_killed_takes_its_executor_with_it(tmp_path: Path) -> None:
             cmdline = Path(f"/proc/{executor_pid}/cmdline").read_bytes()
             if b"devserver" in cmdline:
                 os.kill(executor_pid, signal.SIGKILL)
+
+
+def _executor_pids(log_path: Path) -> list[int]:
+    """The PIDs of the executors that started with this log, in order."""
+    log = log_path.read_text(errors="replace")
+    return [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", log)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+def test_dev_starts_its_executor_again_when_it_dies(tmp_path: Path) -> None:
+    port, executor_port = stack.free_port(), stack.free_port()
+    args = ["dev", "--port", str(port), "--executor-port", str(executor_port)]
+    executor_log = tmp_path / "home" / "executor.log"
+    health = f"http://127.0.0.1:{executor_port}/health"
+    pids: list[int] = []
+    try:
+        with _started(args, tmp_path) as process:
+            _wait_for(f"http://127.0.0.1:{port}/healthz", process)
+            _wait_for(health, process)
+            [first] = pids = _executor_pids(executor_log)
+            base_url = f"http://127.0.0.1:{port}"
+            auth = {"Authorization": f"Bearer {stack.dev_token(base_url)}"}
+            text = (CORPUS / "pep-0008.rst").read_text(encoding="utf-8")
+            with httpx.Client(base_url=base_url, timeout=10, headers=auth) as http:
+                job_id = http.post(
+                    "/api/summaries", json={"text": "\n\n".join([text] * 4)}
+                ).json()["id"]
+                deadline = time.monotonic() + 60
+                while (job := http.get(f"/api/summaries/{job_id}").json())["progress"][
+                    "done"
+                ] < 2:
+                    assert time.monotonic() < deadline, job
+                    time.sleep(0.05)
+                assert job["status"] == "running", job
+                assert job["progress"]["done"] < job["progress"]["total"], job
+
+                # As a crash or the OOM killer would: no handler runs.
+                os.kill(first, signal.SIGKILL)
+                deadline = time.monotonic() + 30
+                while len(pids := _executor_pids(executor_log)) < 2:
+                    assert time.monotonic() < deadline, "the executor never came back"
+                    time.sleep(0.1)
+                _wait_for(health, process)
+                second = pids[-1]
+                assert second != first
+                assert _running(second)
+                assert not _running(first)
+
+                # It found the run in its data dir and finished it.
+                deadline = time.monotonic() + 120
+                while (job := http.get(f"/api/summaries/{job_id}").json())[
+                    "status"
+                ] != "succeeded":
+                    assert job["status"] == "running", job
+                    assert time.monotonic() < deadline, job
+                    time.sleep(0.2)
+
+            output = (tmp_path / "out.log").read_text()
+            assert (
+                f"executor (pid {first}) exited (signal SIGKILL); starting it again "
+                f"on http://127.0.0.1:{executor_port} (log: {executor_log})"
+            ) in output, output
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 0
+            assert not _running(second)
+            assert not stack.answers(health)
+        assert _executor_pids(executor_log) == [first, second]
+        assert "Traceback" not in (tmp_path / "out.log").read_text()
+    finally:
+        for pid in pids:
+            if (
+                _running(pid)
+                and b"devserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+def test_dev_stops_when_its_executor_keeps_dying(tmp_path: Path) -> None:
+    port, executor_port = stack.free_port(), stack.free_port()
+    args = ["dev", "--port", str(port), "--executor-port", str(executor_port)]
+    executor_log = tmp_path / "home" / "executor.log"
+    killed: list[int] = []
+    with _started(args, tmp_path) as process:
+        _wait_for(f"http://127.0.0.1:{port}/healthz", process)
+        deadline = time.monotonic() + 60
+        # Three restarts within a minute, then no fourth.
+        while process.poll() is None:
+            assert time.monotonic() < deadline, "digest dev never gave up"
+            pids = _executor_pids(executor_log)
+            if pids[-1] not in killed and _running(pids[-1]):
+                os.kill(pids[-1], signal.SIGKILL)
+                killed.append(pids[-1])
+            time.sleep(0.1)
+        assert process.returncode == 1
+    assert len(killed) == 4
+    output = (tmp_path / "out.log").read_text()
+    assert (
+        "executor exited (signal SIGKILL) 4 times within 60 s: not starting "
+        f"it again; stopping (log: {executor_log})"
+    ) in output, output
+    assert not stack.answers(f"http://127.0.0.1:{port}/healthz")
+    assert not stack.answers(f"http://127.0.0.1:{executor_port}/health")
+    assert "Traceback" not in output
 
 
 @contextlib.contextmanager
