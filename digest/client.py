@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from digest.profile import without_password
+from digest.urls import without_password
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 FINAL_EVENTS = frozenset({"completed", "failed", "cancelled"})

@@ -37,8 +37,8 @@ from digest.client import (
     DigestClient,
     Json,
 )
-from digest.profile import without_password
 from digest.settings import get_settings
+from digest.urls import without_password
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 # The backend's own list, so that the client refuses exactly what the

@@ -20,8 +20,9 @@ from rich.table import Table
 from sqlalchemy.exc import ArgumentError
 
 from backend.store.engine import shown_url
-from digest.profile import Service, fingerprint, problems, without_password
+from digest.profile import Service, fingerprint, problems
 from digest.settings import Settings, env_files
+from digest.urls import without_password
 
 
 @dataclass(frozen=True)

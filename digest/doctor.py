@@ -37,9 +37,9 @@ from digest.profile import (
     fingerprint,
     problems,
     uses_inngest_cloud,
-    without_password,
 )
 from digest.settings import Settings
+from digest.urls import without_password
 from tunnel.record import TunnelRecord, stale_record
 
 Status = Literal["ok", "fail", "skip"]

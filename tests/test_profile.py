@@ -23,10 +23,10 @@ from digest.profile import (
     executor_name,
     fingerprint,
     problems,
-    without_password,
 )
 from digest.settings import DEV_JWT_SECRET, Settings, load_settings
 from digest.signature_age import MAX_AGE_S
+from digest.urls import without_password
 from functions.app import create_app as create_functions_app
 
 ROOT = Path(__file__).resolve().parent.parent
