@@ -193,6 +193,7 @@ def dev(
 ) -> None:
     """Run the executor and the backend together, for development."""
     from digest import stack
+    from digest.watch import Watch
 
     if port == executor_port:
         typer.echo("--port and --executor-port must differ", err=True)
@@ -278,7 +279,7 @@ def dev(
     # An executor that exits (killed, crashed) is started again on its port
     # with its data dir, where it finds the runs in flight; a crash loop
     # stops dev instead. Not once dev is shutting down.
-    watch = stack.Watch(
+    watch = Watch(
         executor, on_give_up=give_up, keep_going=lambda: not server.should_exit
     )
     try:
