@@ -39,6 +39,7 @@ from digest.profile import (
     uses_inngest_cloud,
 )
 from digest.settings import Settings
+from digest.tunnel_up import SETTING_OF
 from digest.urls import without_password
 from tunnel.record import TunnelRecord, stale_record
 
@@ -48,8 +49,8 @@ Status = Literal["ok", "fail", "skip"]
 CLOUD_API = "https://api.inngest.com"
 CLOUD_EVENT_API = "https://inn.gs"
 SERVE_PATH = "/api/inngest"
-# The settings a tunnel writes (digest.tunnel_up), with its target.
-TUNNEL_TARGETS = {"PUBLIC_URL": "backend", "INNGEST_BASE_URL": "executor"}
+# The settings a tunnel writes, with the target that writes each.
+TUNNEL_TARGETS = {setting: target for target, setting in SETTING_OF.items()}
 UNSIGNED_EXECUTOR = "the executor is an unsigned dev server; the key is not used"
 
 

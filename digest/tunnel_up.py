@@ -315,28 +315,6 @@ def run_tunnel_up(
     return 0
 
 
-def put_back_stale_tunnels(echo: Echo) -> bool:
-    """At the start of `digest dev` or `digest serve` (dev profile): put
-    back each setting a killed tunnel left written (tunnel.record), as its
-    close would have, saying so in one line each; a live tunnel's setting
-    is left alone. When one was, the process's settings are read again.
-    """
-    from digest.settings import get_settings
-
-    settings = get_settings()
-    if not settings.is_dev:
-        return False
-    healed = False
-    for setting in SETTING_OF.values():
-        said = put_back_stale(settings.digest_home, setting)
-        if said is not None:
-            echo(said)
-            healed = True
-    if healed:
-        get_settings.cache_clear()
-    return healed
-
-
 def open_for_dev(settings: Settings, port: int) -> OpenedTunnel:
     """`digest dev --tunnel`: the backend's port through TUNNEL_PROVIDER.
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -136,26 +137,24 @@ async def read_json_object(request: Request, *, max_text_bytes: int) -> dict[str
         what="document",
         example=SUMMARY_EXAMPLE,
         cap=max_text_bytes * ESCAPE_ALLOWANCE + ENVELOPE_BYTES,
-        too_large=lambda declared: _too_large(max_text_bytes, declared),
+        too_large=text_limit(max_text_bytes).refusal,
     )
 
 
 async def read_small_json_object(request: Request, *, example: str) -> dict[str, Any]:
     """A JSON object of a few fields, such as `example`, at most 64 KiB."""
-
-    def too_large(declared: int | None) -> PayloadTooLarge:
-        remedy = f"send an object such as {example}"
-        message = (
-            f"the body may hold at most {ENVELOPE_BYTES} bytes; {remedy}"
-            if declared is None
-            else declared_over(
-                declared, f"the {ENVELOPE_BYTES} bytes this body may hold", remedy
-            )
-        )
-        return PayloadTooLarge(message, limit_bytes=ENVELOPE_BYTES)
-
+    limit = SizeLimit(
+        ENVELOPE_BYTES,
+        field="the body",
+        holder="this body",
+        remedy=f"send an object such as {example}",
+    )
     return await _json_object(
-        request, what="body", example=example, cap=ENVELOPE_BYTES, too_large=too_large
+        request,
+        what="body",
+        example=example,
+        cap=ENVELOPE_BYTES,
+        too_large=limit.refusal,
     )
 
 
@@ -210,27 +209,42 @@ def _json_kind(value: object) -> str:
     return "an array"
 
 
-def _too_large(max_text_bytes: int, declared: int | None = None) -> PayloadTooLarge:
-    remedy = "send a shorter document or split it"
-    message = (
-        f"'text' may hold at most {max_text_bytes} bytes of UTF-8; {remedy}"
-        if declared is None
-        else declared_over(
-            declared, f"the {max_text_bytes} bytes a document may hold", remedy
-        )
-    )
-    return PayloadTooLarge(message, limit_bytes=max_text_bytes)
+@dataclass(frozen=True)
+class SizeLimit:
+    """A cap on what a request may carry, and how a refusal of it reads:
+    of what arrived (`field` may hold at most...), or of a Content-Length
+    that alone is over it (nothing read, so the header may be the false
+    part: the remedy asks for one that matches, too)."""
+
+    max_bytes: int
+    field: str  # what is over the cap, as the first refusal names it
+    holder: str  # the same, as the Content-Length refusal names it
+    remedy: str
+    unit: str = ""
+
+    def refusal(self, declared: int | None = None) -> PayloadTooLarge:
+        if declared is None:
+            message = (
+                f"{self.field} may hold at most {self.max_bytes} bytes"
+                f"{self.unit}; {self.remedy}"
+            )
+        else:
+            message = (
+                f"the Content-Length header declares {declared} bytes, more "
+                f"than the {self.max_bytes} bytes {self.holder} may hold, so "
+                f"the body was not read; {self.remedy}, with a Content-Length "
+                "that matches the body"
+            )
+        return PayloadTooLarge(message, limit_bytes=self.max_bytes)
 
 
-def declared_over(declared: int, limit: str, remedy: str) -> str:
-    """One sentence for a body refused from its Content-Length alone: the
-    size it declares, the limit it is over (`limit`), and what to do."""
-    # Nothing was read, so the header may be false (the body smaller than
-    # it says): the remedy asks for one that matches, too.
-    return (
-        f"the Content-Length header declares {declared} bytes, more than "
-        f"{limit}, so the body was not read; {remedy}, with a Content-Length "
-        "that matches the body"
+def text_limit(max_text_bytes: int) -> SizeLimit:
+    return SizeLimit(
+        max_text_bytes,
+        field="'text'",
+        holder="a document",
+        remedy="send a shorter document or split it",
+        unit=" of UTF-8",
     )
 
 
@@ -244,6 +258,6 @@ def check_text(field: str, text: str, *, max_bytes: int) -> None:
             "send valid Unicode text"
         ) from None
     if size > max_bytes:
-        raise _too_large(max_bytes)
+        raise text_limit(max_bytes).refusal()
     if "\x00" in text:
         raise InvalidRequest(f"'{field}' holds a NUL character; remove it")

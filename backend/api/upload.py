@@ -16,11 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Message
 
-from backend.api.body import declared_over, read_capped
+from backend.api.body import SizeLimit, read_capped
 from backend.errors import (
     ApiError,
     InvalidRequest,
-    PayloadTooLarge,
     UnsupportedMediaType,
 )
 from functions.sources.decode import NotText, decode_text
@@ -46,7 +45,7 @@ async def read_upload(
     raw = await read_capped(
         request,
         cap=max_bytes + ENVELOPE_BYTES,
-        too_large=lambda declared: _too_large(max_bytes, declared),
+        too_large=_file_limit(max_bytes).refusal,
     )
 
     _check_complete(raw, request.headers.get("content-type", ""))
@@ -95,7 +94,7 @@ async def _document(
         )
     data = await upload.read()
     if len(data) > max_bytes:
-        raise _too_large(max_bytes)
+        raise _file_limit(max_bytes).refusal()
     if not data:
         raise InvalidRequest(f"'file' ({name[:100]}) is empty")
     try:
@@ -148,11 +147,10 @@ def _whole_number(value: str) -> int:
     return int(value.strip())
 
 
-def _too_large(max_bytes: int, declared: int | None = None) -> PayloadTooLarge:
-    remedy = "send a smaller document"
-    message = (
-        f"'file' may hold at most {max_bytes} bytes; {remedy}"
-        if declared is None
-        else declared_over(declared, f"the {max_bytes} bytes a 'file' may hold", remedy)
+def _file_limit(max_bytes: int) -> SizeLimit:
+    return SizeLimit(
+        max_bytes,
+        field="'file'",
+        holder="a 'file'",
+        remedy="send a smaller document",
     )
-    return PayloadTooLarge(message, limit_bytes=max_bytes)

@@ -21,7 +21,12 @@ from starlette.routing import Route
 from devserver import jsonio
 from devserver.dashboard import actions, data, pages
 from devserver.dashboard.actions import ActionError
-from devserver.dashboard.params import ParamError, event_filter, run_filter
+from devserver.dashboard.params import (
+    ParamError,
+    event_filter,
+    given_twice,
+    run_filter,
+)
 from devserver.runtime import Runtime
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -74,14 +79,10 @@ def _single_fields(form: FormData) -> dict[str, Any]:
     for name in FORM_FIELDS:
         values = form.getlist(name)
         if len(values) > 1:
-            shown = ", ".join(
-                repr(v[:40]) if isinstance(v, str) else "a file" for v in values[:5]
-            )
             raise ActionError(
                 400,
                 "invalid_field",
-                f"{name} is given {len(values)} times ({shown}); give it once, "
-                f"as an event has one {name}",
+                given_twice(name, values, f"as an event has one {name}"),
             )
     return {k: v for k, v in form.items() if isinstance(v, str)}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from starlette.datastructures import QueryParams
@@ -52,12 +53,19 @@ def _single(params: QueryParams, name: str) -> str:
     """
     values = params.getlist(name)
     if len(values) > 1:
-        shown = ", ".join(repr(v[:40]) for v in values[:5])
         raise ParamError(
-            f"{name} is given {len(values)} times ({shown}); give it once, "
-            "as the list filters by one value at a time"
+            given_twice(name, values, "as the list filters by one value at a time")
         )
     return values[0] if values else ""
+
+
+def given_twice(name: str, values: Sequence[object], why: str) -> str:
+    """The refusal of a field or parameter given more than once: how often,
+    the first few values (a file shown as such), and why once is enough."""
+    shown = ", ".join(
+        repr(value[:40]) if isinstance(value, str) else "a file" for value in values[:5]
+    )
+    return f"{name} is given {len(values)} times ({shown}); give it once, {why}"
 
 
 def _limit(params: QueryParams) -> int:
