@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -20,6 +21,7 @@ from backend.errors import install_error_handlers
 from backend.events import EventSender
 from backend.reconcile import Reconciler, executor_runs
 from backend.web import router as web_router
+from digest.body_timeout import StalledBodyTimeout
 from digest.profile import executor_name, secret_fingerprints
 from digest.service import (
     QuietRefusedStart,
@@ -28,7 +30,7 @@ from digest.service import (
     job_store_open,
     refuse_bad_profile,
 )
-from digest.settings import Settings, get_settings
+from digest.settings import Settings, SettingsFileError, get_settings
 from digest.signature_age import RefuseStaleSignatures
 from functions.client import create_client
 from functions.generate_summary import build_functions
@@ -39,7 +41,13 @@ __all__ = ["UnsafeSettings", "create_app"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    try:
+        settings = settings or get_settings()
+    except SettingsFileError as exc:
+        # Started as `backend.app:create_app` by a server, whose report of
+        # an exception is a traceback: the one line that matters instead.
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
     # Every problem of the profile at once, one line each (digest.profile).
     refuse_bad_profile(settings)
     client = create_client(settings)
@@ -102,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = TokenVerifier(settings)
     install_error_handlers(app)
     install_database_fault_handlers(app)
+    app.add_middleware(StalledBodyTimeout, settings=settings)
     app.add_middleware(QuietRefusedStart)
     if settings.cors_origins:
         app.add_middleware(

@@ -5,7 +5,6 @@ ApiError                     every answer is {"error": {"code", "message"}}
  ├── InvalidHeader            400 a header holds a value that cannot be used
  ├── IncompleteBody           400 the body ended before its Content-Length
  ├── Unauthorized             401 no bearer token, or one that is expired or forged
- ├── BodyTimeout              408 the body stopped arriving before its end
  ├── UnsupportedMediaType     415 the body is not application/json
  ├── PayloadTooLarge          413 the body or the text is over the limit
  ├── InvalidRequest           422 a field is missing, unknown or out of range
@@ -54,13 +53,6 @@ class InvalidHeader(ApiError):
 
 class IncompleteBody(ApiError):
     code = "incomplete_body"
-
-
-class BodyTimeout(ApiError):
-    status = 408
-    code = "body_timeout"
-    # The rest of the body may still come: the connection cannot be reused.
-    headers = {"Connection": "close"}
 
 
 class Unauthorized(ApiError):

@@ -14,7 +14,7 @@ import uvicorn
 from rich.console import Console
 
 from digest import commands_jobs, logs
-from digest.settings import get_settings
+from digest.settings import SettingsFileError, get_settings
 
 if TYPE_CHECKING:
     from digest.profile import Service
@@ -492,6 +492,17 @@ def main() -> None:
             else:
                 for name, reason in invalid.items():
                     typer.echo(f"setting {name} is invalid: {reason}", err=True)
+            raise SystemExit(2) from None
+        except SettingsFileError as exc:
+            # A dotenv file that is not text (a stray binary append): one
+            # line naming it, as for a setting that cannot be read.
+            if "--json" in sys.argv[1:]:
+                from digest.doctor import fail, report
+
+                check = fail("settings", str(exc), "save the file as UTF-8")
+                report([check], Console(), as_json=True)
+            else:
+                typer.echo(str(exc), err=True)
             raise SystemExit(2) from None
 
 

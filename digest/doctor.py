@@ -131,6 +131,13 @@ class Doctor:
         return origin.rstrip("/") + SERVE_PATH if origin else None
 
     @property
+    def shown_serve_url(self) -> str:
+        """Where the executor should call the app as a check line shows it:
+        no password (PUBLIC_URL may hold one), or a description if unknown."""
+        expected = self.expected_serve_url
+        return without_password(expected) if expected else self.unknown_serve_url
+
+    @property
     def serves(self) -> str:
         if self.service == "functions":
             return "the functions service (`digest functions serve`)"
@@ -207,7 +214,8 @@ class Doctor:
             checks.append(
                 fail(
                     "tunnel",
-                    f"{setting}={record.url} in {record.env_file} was written "
+                    f"{setting}={without_password(record.url)} in "
+                    f"{record.env_file} was written "
                     f"by a tunnel that is no longer running (pid {record.pid})",
                     f"run `digest tunnel up --target {target}` again (it first "
                     f"puts {setting} back, {_before(record)}; Ctrl-C closes "
@@ -322,7 +330,7 @@ class Doctor:
                 "sync",
                 "Inngest Cloud lists apps in its dashboard only: check there "
                 f"that app {self.settings.inngest_app_id} is synced at "
-                f"{self.expected_serve_url or self.unknown_serve_url}",
+                f"{self.shown_serve_url}",
             )
         unusable = self.unusable("sync", "INNGEST_BASE_URL")
         if unusable:
@@ -348,7 +356,7 @@ class Doctor:
             str(function.get("slug", "")).endswith("-failure") for function in ours
         )
         expected = self.expected_serve_url
-        sync_fix = f"sync it: curl -X PUT {expected or self.unknown_serve_url}" + (
+        sync_fix = f"sync it: curl -X PUT {self.shown_serve_url}" + (
             ""
             if self.service == "functions"
             else " (or `digest tunnel up --target backend`, which syncs)"
@@ -359,7 +367,8 @@ class Doctor:
             sync_fix = (
                 f"PUBLIC_URL is a closed tunnel's address (see the tunnel "
                 f"check); once it is put back, sync at the backend's URL: curl "
-                f"-X PUT {gone.before or _default_public_url()}{SERVE_PATH}"
+                f"-X PUT {without_password(gone.before or _default_public_url())}"
+                f"{SERVE_PATH}"
             )
         if not urls:
             return None, fail(
@@ -368,15 +377,17 @@ class Doctor:
                 sync_fix,
             )
         synced = sorted(urls)[0]
+        # As the executor registered them, which may hold a password too.
+        shown = ", ".join(sorted(without_password(url) for url in urls))
         setting = self.origin_setting
         if len(urls) > 1 or (expected is not None and synced != expected):
             return synced, fail(
                 "sync",
-                f"the executor calls {', '.join(sorted(urls))}, not "
-                f"{expected} ({setting} + {SERVE_PATH})",
+                f"the executor calls {shown}, not "
+                f"{self.shown_serve_url} ({setting} + {SERVE_PATH})",
                 sync_fix + f"; or set {setting} to where the app is served",
             )
-        return synced, ok("sync", f"the executor calls {synced}")
+        return synced, ok("sync", f"the executor calls {shown}")
 
     @property
     def unknown_serve_url(self) -> str:
@@ -390,6 +401,8 @@ class Doctor:
                 "the functions service is not known here; set it to that "
                 "service's public origin to have it checked",
             )
+        # The URL as every line below shows it: no password.
+        shown = without_password(url)
         key = self.signing_key()
         headers = {"x-inngest-signature": sign_request(b"", key)} if key else {}
         try:
@@ -403,23 +416,23 @@ class Doctor:
             )
             return fail(
                 "serve endpoint",
-                f"{url} does not answer ({type(exc).__name__})",
+                f"{shown} does not answer ({type(exc).__name__})",
                 f"start {self.serves}{tunnel}",
             )
         if answer.status_code == 401 and _from_digest_app(answer):
-            return _refused_signature(url, answer, key)
+            return _refused_signature(shown, answer, key)
         setting = self.origin_setting
         if answer.status_code != 200 or "function_count" not in inspection:
             return fail(
                 "serve endpoint",
-                f"{url} answered {answer.status_code}, not an Inngest app",
+                f"{shown} answered {answer.status_code}, not an Inngest app",
                 f"set {setting} so that {setting} + {SERVE_PATH} is the app",
             )
         served = _functions_served(inspection["function_count"], self.failure_handlers)
         if key is None:
-            return ok("serve endpoint", f"{url} serves {served}, unsigned")
+            return ok("serve endpoint", f"{shown} serves {served}, unsigned")
         if self.unsigned_executor:
-            return self._beside_an_unsigned_executor(url, served, inspection)
+            return self._beside_an_unsigned_executor(shown, served, inspection)
         ours = bearer_token(key)
         theirs = {
             inspection.get("signing_key_hash"),
@@ -428,7 +441,7 @@ class Doctor:
         if not inspection.get("authentication_succeeded") or ours not in theirs:
             return fail(
                 "serve endpoint",
-                f"{url} does not hold signing key "
+                f"{shown} does not hold signing key "
                 f"{fingerprint(key, signing_key=True)} (mode "
                 f"{inspection.get('mode')})",
                 "give the app the same INNGEST_SIGNING_KEY as the executor, "
@@ -436,7 +449,7 @@ class Doctor:
             )
         return ok(
             "serve endpoint",
-            f"{url} serves {served} and holds signing key "
+            f"{shown} serves {served} and holds signing key "
             f"{fingerprint(key, signing_key=True)}",
         )
 
@@ -560,13 +573,13 @@ def _is_event_api_refusal(answer: httpx.Response) -> bool:
 def _before(record: TunnelRecord) -> str:
     if record.before is None:
         return "unset as it was before"
-    return f"to {record.before}"
+    return f"to {without_password(record.before)}"
 
 
 def _by_hand(record: TunnelRecord) -> str:
     if record.before is None:
         return f"delete the {record.setting} line from {record.env_file}"
-    return f"set {record.setting}={record.before} there yourself"
+    return f"set {record.setting}={without_password(record.before)} there yourself"
 
 
 def _default_public_url() -> str:

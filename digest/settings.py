@@ -44,7 +44,9 @@ OPTIONAL_TEXT = (
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        extra="ignore", case_sensitive=False, env_file_encoding="utf-8"
+    )
 
     app_env: AppEnv = "dev"
 
@@ -224,9 +226,34 @@ def env_files(app_env: str) -> tuple[str, ...]:
     return (f".env.{app_env}", f".env.{app_env}.local")
 
 
+class SettingsFileError(ValueError):
+    """A dotenv file that cannot be read; the message is one line naming
+    the file and what to do."""
+
+
+def _refuse_undecodable(names: tuple[str, ...]) -> None:
+    """Raise SettingsFileError for the first file that is not UTF-8 text,
+    which would otherwise end every command in a UnicodeDecodeError."""
+    for name in names:
+        path = Path(name)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue  # absent (or unreadable): read as pydantic-settings does
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SettingsFileError(
+                f"{path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at "
+                f"position {exc.start}); save it as UTF-8"
+            ) from None
+
+
 def load_settings() -> Settings:
-    """Read the settings for the profile named by `APP_ENV` (default dev)."""
+    """Read the settings for the profile named by `APP_ENV` (default dev);
+    SettingsFileError if one of its dotenv files is not UTF-8 text."""
     app_env = os.environ.get("APP_ENV", "dev").strip() or "dev"
+    _refuse_undecodable(env_files(app_env))
     # The profile is the one that picked the files: an APP_ENV line inside
     # them (`.env.dev.local` saying prod) would otherwise give the prod
     # profile the dev files' values.

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 import inngest.fast_api
 from fastapi import FastAPI
 
+from digest.body_timeout import StalledBodyTimeout
 from digest.profile import executor_name
 from digest.service import (
     QuietRefusedStart,
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(health_router)
+    app.add_middleware(StalledBodyTimeout, settings=settings)
     app.add_middleware(QuietRefusedStart)
     app.add_middleware(RefuseStaleSignatures, settings=settings)
     inngest.fast_api.serve(app, client, build_functions(client, settings))

@@ -586,15 +586,17 @@ UPLOAD_START = (
 
 
 @pytest.mark.parametrize(
-    ("content_type", "start"),
+    ("path", "content_type", "start"),
     [
-        ("application/json", b'{"text": "'),
-        ("multipart/form-data; boundary=x", UPLOAD_START),
+        ("/api/summaries", "application/json", b'{"text": "'),
+        ("/api/summaries", "multipart/form-data; boundary=x", UPLOAD_START),
+        # The SDK's endpoint reads its body itself, and is open to anyone.
+        ("/api/inngest?fnId=x&stepId=step", "application/json", b'{"ev'),
     ],
-    ids=["json", "upload"],
+    ids=["json", "upload", "serve-endpoint"],
 )
 def test_body_that_stops_arriving_is_a_408(
-    impatient_backend: stack.Service, content_type: str, start: bytes
+    impatient_backend: stack.Service, path: str, content_type: str, start: bytes
 ) -> None:
     # The client declares more than it sends, then waits with the connection
     # open: the server answers within BODY_IDLE_SECONDS and closes it,
@@ -603,7 +605,7 @@ def test_body_that_stops_arriving_is_a_408(
     declared = len(start) + 90
     address = urlsplit(impatient_backend.url)
     head = (
-        "POST /api/summaries HTTP/1.1\r\n"
+        f"POST {path} HTTP/1.1\r\n"
         f"Host: {address.netloc}\r\n"
         f"Authorization: {_auth(impatient_backend)['Authorization']}\r\n"
         f"Content-Type: {content_type}\r\n"

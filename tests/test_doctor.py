@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from digest import stack
-from digest.doctor import Check, diagnose
+from digest.doctor import Check, Doctor, diagnose
 from digest.profile import Service as ServiceName
 from digest.settings import Settings
 from digest.stack import Service
@@ -453,6 +453,44 @@ def test_a_password_in_inngest_base_url_is_never_shown(
         inngest_base_url=f"http://u:SEKRET@127.0.0.1:{stack.free_port()}",
     )
     assert "SEKRET" not in repr(diagnose(down))
+
+
+def test_a_password_in_public_url_is_never_shown(
+    digest_stack: Stack, tmp_path: Path
+) -> None:
+    with_password = digest_stack.backend.url.replace("http://", "http://admin:PUBPASS@")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "digest.cli", "doctor", "--json"],
+        cwd=tmp_path,
+        env={
+            **clean,
+            "PYTHONPATH": str(ROOT),
+            "APP_ENV": "dev",
+            "INNGEST_DEV": "1",
+            "INNGEST_BASE_URL": digest_stack.executor.url,
+            "DATABASE_URL": local(digest_stack).database_url,
+            "PUBLIC_URL": with_password,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    assert "PUBPASS" not in done.stdout + done.stderr
+    # The executor calls the URL without the password: the sync check says
+    # where PUBLIC_URL points instead, masked, in its detail and its fix.
+    assert checks["sync"]["status"] == "fail", checks
+    assert "admin:***@" in checks["sync"]["detail"]
+    assert "curl -X PUT http://admin:***@" in checks["sync"]["fix"]
+    # A serve endpoint reached at a URL with a password (the executor's, or
+    # PUBLIC_URL's) is named without it.
+    with httpx.Client(timeout=10) as http:
+        doctor = Doctor(local(digest_stack, public_url=with_password), http)
+        served = doctor.serve_endpoint(f"{with_password}/api/inngest")
+    assert served.status == "ok", served
+    assert "PUBPASS" not in repr(served)
+    assert served.detail.startswith("http://admin:***@")
 
 
 @pytest.mark.parametrize(

@@ -863,3 +863,18 @@ def test_a_port_out_of_range_is_named_as_such(name: str, url: str) -> None:
     found = [p for p in problems(https) if p.setting == "PUBLIC_URL"]
     assert len(found) == 1
     assert "out of range (1-65535)" in found[0].fix
+
+
+def test_a_dotenv_file_that_is_not_utf8_is_one_line_naming_it(project: Path) -> None:
+    local = project / ".env.dev.local"
+    local.write_bytes(b"CHUNK_CHARS=4000\nNGROK_AUTHTOKEN=\xff\xfeX\n")
+    says = (
+        ".env.dev.local is not UTF-8 text (byte 0xff at position 33); save it as UTF-8"
+    )
+    for command in (["config", "show"], ["serve", "--port", "9"]):
+        done = _digest(project, *command, env={})
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == says, done.stderr
+    as_json = _digest(project, "config", "show", "--json", env={})
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout)["checks"][0]["detail"] == says
